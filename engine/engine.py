@@ -1,0 +1,208 @@
+"""The engine: admits executions under the global limit, runs them, resumes them after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import deque
+from typing import Any
+
+import httpx
+import msgspec
+
+from engine.clock import iso_ms, now_ms
+from engine.events import ExecutionCreated, ExecutionUpdated
+from engine.ids import new_id, step_id
+from engine.model import Blueprint, RunOptions
+from engine.plan import Plan
+from engine.ports import EventSink, ResumeSource
+from engine.records import Execution, ExecutionStatus, LogLevel, Step, StepStatus
+from engine.registry import NodeRegistry
+from engine.run import ExecutionRun, RunEnvironment
+from engine.validation import DEFAULT_MAX_NODES, validate_blueprint
+
+
+class EngineLimits(msgspec.Struct, frozen=True, kw_only=True):
+    max_running_executions: int = 16  #: executions running at once; the rest wait, FIFO
+    node_concurrency: int = 8  #: nodes running at once within one execution
+    max_nodes: int = DEFAULT_MAX_NODES
+    log_message_bytes: int = 8192
+
+
+class Engine:
+    def __init__(
+        self, registry: NodeRegistry, sink: EventSink, limits: EngineLimits | None = None
+    ) -> None:
+        self.registry = registry
+        self.sink = sink
+        self.limits = limits or EngineLimits()
+        # Outputs nest one level per node along a chain of noops (each passes its dependency's
+        # output on), and encoding or decoding them recurses once per level.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 2 * self.limits.max_nodes + 1000))
+        self._runs: dict[str, ExecutionRun] = {}  #: queued, running and paused
+        self._queue: deque[ExecutionRun] = deque()
+        self._holding: set[str] = set()  #: runs holding a slot under the global limit
+        self._http: httpx.AsyncClient | None = None
+        self._env = RunEnvironment(
+            sink=sink,
+            http=self._http_client,
+            node_concurrency=self.limits.node_concurrency,
+            log_message_bytes=self.limits.log_message_bytes,
+            on_finished=self._finished,
+            on_paused=self._release_slot,
+            on_resumed=self._take_slot,
+        )
+
+    def validate(self, document: Any) -> Blueprint:
+        """The blueprint, or BlueprintInvalid listing every problem."""
+        return validate_blueprint(document, self.registry, self.limits.max_nodes)
+
+    async def start(
+        self,
+        blueprint: Blueprint,
+        *,
+        blueprint_id: str | None,
+        blueprint_version: int | None,
+        input: Any = None,
+        metadata: dict[str, Any] | None = None,
+        options: RunOptions | None = None,
+        batch_id: str | None = None,
+        retry_of: str | None = None,
+    ) -> Execution:
+        """Create an execution of a blueprint from `validate` and admit it; returns once its
+        creation is durable."""
+        options = options or RunOptions()
+        plan = Plan.build(blueprint, self.registry)
+        now = now_ms()
+        created = iso_ms(now)
+        execution = Execution(
+            id=new_id("exec", now),
+            blueprint_id=blueprint_id,
+            blueprint_version=blueprint_version,
+            batch_id=batch_id,
+            start_time=created,
+            updated_at=created,
+            total_steps=len(plan.nodes),
+            metadata=metadata or {},
+            retry_of=retry_of,
+            debug=options.debug,
+            trace_logs=options.trace_logs,
+        )
+        steps = [
+            Step(
+                step_id=step_id(p.index),
+                node_id=p.node.id,
+                name=p.node.title,
+                type=p.node.type,
+                predecessors_left=len(p.dependencies),
+                queued_at=created,
+            )
+            for p in plan.nodes
+        ]
+        run = ExecutionRun(self._env, plan, execution, steps, input, options)
+        self.sink.emit(
+            ExecutionCreated(
+                execution_id=execution.id,
+                execution=execution,
+                steps=tuple(steps),
+                blueprint=plan.blueprint,
+                input=input,
+                options=options,
+            )
+        )
+        run.log(LogLevel.INFO, f"Execution queued: {plan.blueprint.name}")
+        self._runs[execution.id] = run
+        self._admit(run)
+        await self.sink.flush()
+        return run.execution
+
+    def get(self, execution_id: str) -> ExecutionRun | None:
+        return self._runs.get(execution_id)
+
+    def active(self) -> list[ExecutionRun]:
+        return list(self._runs.values())
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queue)
+
+    async def wait_settled(self, execution_id: str, timeout: float) -> None:
+        """Until the execution ends or pauses, or `timeout` seconds pass."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (run := self._runs.get(execution_id)) is not None:
+            if run.status in (ExecutionStatus.PAUSED,) or run.status.is_final:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                async with asyncio.timeout(remaining):
+                    await run.changed.wait()
+            except TimeoutError:
+                return
+
+    async def resume(self, source: ResumeSource) -> int:
+        """Take up what the log says was unfinished; returns how many executions."""
+        unfinished = await source.load_unfinished()
+        for item in unfinished:
+            plan = Plan.build(item.blueprint, self.registry)
+            run = ExecutionRun(
+                self._env,
+                plan,
+                item.execution,
+                item.steps,
+                item.input,
+                item.options,
+                outputs=item.outputs,
+                last_seq=item.last_seq,
+            )
+            self._runs[run.id] = run
+            if run.status is ExecutionStatus.QUEUED:
+                self._admit(run)
+            elif run.status is ExecutionStatus.RUNNING:
+                self._holding.add(run.id)
+                run.resume_after_restart()
+            else:
+                run.resume_after_restart()
+        return len(unfinished)
+
+    async def close(self) -> None:
+        """Stop every run without recording it: the next start resumes them from the log."""
+        for run in self._runs.values():
+            run.detach()
+        self._runs.clear()
+        self._queue.clear()
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _admit(self, run: ExecutionRun) -> None:
+        if len(self._holding) < self.limits.max_running_executions:
+            self._holding.add(run.id)
+            run.start()
+        else:
+            self._queue.append(run)
+
+    def _finished(self, run: ExecutionRun) -> None:
+        self._runs.pop(run.id, None)
+        if run in self._queue:
+            self._queue.remove(run)
+        self._release_slot(run)
+
+    def _release_slot(self, run: ExecutionRun) -> None:
+        if run.id in self._holding:
+            self._holding.discard(run.id)
+            while self._queue and len(self._holding) < self.limits.max_running_executions:
+                self._admit(self._queue.popleft())
+
+    def _take_slot(self, run: ExecutionRun) -> None:
+        # A continued execution resumes at once, even past the limit, rather than queue again.
+        self._holding.add(run.id)
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(follow_redirects=False)
+        return self._http
+
+
+__all__ = ["Engine", "EngineLimits", "ExecutionUpdated", "StepStatus"]

@@ -1,0 +1,46 @@
+"""What the engine tells its sink: a tagged union of frozen records, in the order things happen.
+
+Each event carries the whole record after the transition, so a sink may keep only the newest
+record of each step and execution it has not yet written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine.model import Blueprint, RunOptions
+from engine.records import Execution, LogEntry, Step
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    execution_id: str
+
+
+class ExecutionCreated(Event, frozen=True, tag="execution.created"):
+    execution: Execution
+    steps: tuple[Step, ...]
+    blueprint: Blueprint  #: the snapshot this execution runs, whatever happens to the original
+    input: Any
+    options: RunOptions
+
+
+class ExecutionUpdated(Event, frozen=True, tag="execution.updated"):
+    execution: Execution
+
+
+class StepUpdated(Event, frozen=True, tag="step.updated"):
+    index: int  #: the node's position in the blueprint
+    step: Step
+    output: Any = msgspec.UNSET  #: set once the step has an output (succeeded)
+    leaf: bool = False  #: no node depends on it, so its output is one of the final outputs
+    artifacts: tuple[dict[str, Any], ...] | msgspec.UnsetType = msgspec.UNSET
+    metrics: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
+
+
+class LogAppended(Event, frozen=True, tag="log.appended"):
+    entry: LogEntry
+
+
+EngineEvent = ExecutionCreated | ExecutionUpdated | StepUpdated | LogAppended

@@ -1,0 +1,24 @@
+"""Identifiers: `exec_<ms since epoch>_<5 base-36 characters>`, and the like for others."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from engine.clock import now_ms
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+EXECUTION_ID = re.compile(r"^exec_[0-9]{1,16}_[0-9a-z]{5}$")
+
+
+def new_id(prefix: str, epoch_ms: int | None = None) -> str:
+    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(5))
+    return f"{prefix}_{now_ms() if epoch_ms is None else epoch_ms}_{suffix}"
+
+
+def step_id(index: int) -> str:
+    return f"step_{index + 1:03d}"
+
+
+def is_execution_id(value: str) -> bool:
+    return EXECUTION_ID.match(value) is not None

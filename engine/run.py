@@ -1,0 +1,628 @@
+"""One execution in memory: its records, the scheduling state, and every transition between them.
+
+Transitions are plain synchronous methods, so each one is atomic on the event loop: its events
+reach the sink together and are made durable together. Node attempts run as tasks; when one
+ends, its task makes the next transition itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+
+from engine import attempts
+from engine.clock import iso_ms, now_ms, parse_iso_ms
+from engine.context import NodeContext
+from engine.errors import NodeError
+from engine.events import ExecutionUpdated, LogAppended, StepUpdated
+from engine.model import RunOptions
+from engine.plan import Plan
+from engine.ports import EventSink
+from engine.records import (
+    Attempt,
+    AwaitingInput,
+    ErrorInfo,
+    Execution,
+    ExecutionStatus,
+    LogEntry,
+    LogLevel,
+    PauseReason,
+    Step,
+    StepStatus,
+)
+
+replace = msgspec.structs.replace
+log = logging.getLogger("blueprint.engine")
+
+
+@dataclass(slots=True)
+class RunEnvironment:
+    """What every run of one engine shares."""
+
+    sink: EventSink
+    http: Callable[[], httpx.AsyncClient]
+    node_concurrency: int
+    log_message_bytes: int
+    on_finished: Callable[[ExecutionRun], None]
+    on_paused: Callable[[ExecutionRun], None]
+    on_resumed: Callable[[ExecutionRun], None]
+
+
+class ExecutionRun:
+    def __init__(
+        self,
+        env: RunEnvironment,
+        plan: Plan,
+        execution: Execution,
+        steps: list[Step],
+        input: Any,
+        options: RunOptions,
+        *,
+        outputs: dict[int, Any] | None = None,
+        last_seq: int = 0,
+    ) -> None:
+        self.env = env
+        self.plan = plan
+        self.execution = execution
+        self.steps = steps
+        self.options = options
+        self.context: dict[str, Any] = {"input": input, "metadata": execution.metadata, "nodes": {}}
+        self.changed = asyncio.Event()  #: set on every status change, then replaced
+        self._seq = last_seq
+        self._counts = Counter(step.status for step in steps)
+        self._pending = [len(p.dependencies) for p in plan.nodes]
+        self._skipped_deps = [0] * len(plan.nodes)
+        self._ready: deque[int] = deque()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._running_since: dict[int, int] = {}
+        self._spare_attempts: Counter[int] = Counter()
+        self._approved: set[int] = set()  #: breakpoints a client said to run
+        self._waiting_on: int | None = None
+        self._timeout: asyncio.TimerHandle | None = None
+        self._detached = False
+        for index, output in (outputs or {}).items():
+            self._record_output(index, output, self.steps[index].status)
+
+    @property
+    def id(self) -> str:
+        return self.execution.id
+
+    @property
+    def status(self) -> ExecutionStatus:
+        return self.execution.status
+
+    @property
+    def waiting_on(self) -> int | None:
+        return self._waiting_on
+
+    # Lifecycle
+
+    def start(self) -> None:
+        """queued -> running: schedule the nodes without dependencies."""
+        self._set_execution(status=ExecutionStatus.RUNNING)
+        self.log(LogLevel.INFO, f"Execution started: {len(self.steps)} nodes")
+        self._arm_timeout()
+        self._ready.extend(p.index for p in self.plan.nodes if not p.dependencies)
+        self._advance()
+
+    def resume_after_restart(self) -> None:
+        """Rebuild scheduling state from the log; rerun steps a restart interrupted."""
+        for planned in self.plan.nodes:
+            for dep in planned.dependencies:
+                if self.steps[dep].status.is_final:
+                    self._pending[planned.index] -= 1
+                    if self.steps[dep].status is StepStatus.SKIPPED:
+                        self._skipped_deps[planned.index] += 1
+        interrupted = [i for i, s in enumerate(self.steps) if s.status is StepStatus.RUNNING]
+        for index in interrupted:
+            self._interrupt(index)
+        if self.status is ExecutionStatus.PAUSED:
+            waiting = [i for i, s in enumerate(self.steps) if s.status is StepStatus.WAITING]
+            self._waiting_on = waiting[0] if waiting else None
+        for planned in self.plan.nodes:
+            step = self.steps[planned.index]
+            if step.status is StepStatus.QUEUED and self._pending[planned.index] == 0:
+                self._ready.append(planned.index)
+        if self.status is ExecutionStatus.RUNNING:
+            self.log(LogLevel.WARN, "Resumed after a server restart")
+            self._arm_timeout()
+            self._advance()
+
+    def detach(self) -> None:
+        """Stop running without recording anything: the server is shutting down, and a restart
+        resumes from the log."""
+        self._detached = True
+        self._cancel_tasks()
+        if self._timeout is not None:
+            self._timeout.cancel()
+
+    # Control: each returns None when done, or the reason it does not apply.
+
+    def pause(self) -> str | None:
+        if self.status is not ExecutionStatus.RUNNING:
+            return f"execution is {self.status}, not running"
+        self._set_execution(
+            status=ExecutionStatus.PAUSED, pause_reason=PauseReason.MANUAL, paused_node_id=None
+        )
+        self.log(LogLevel.INFO, "Paused by a client: no new node starts until continued")
+        self.env.on_paused(self)
+        return None
+
+    def continue_(self) -> str | None:
+        if self.status is not ExecutionStatus.PAUSED:
+            return f"execution is {self.status}, not paused"
+        reason, index = self.execution.pause_reason, self._waiting_on
+        if reason is PauseReason.INPUT:
+            return "execution is waiting for input: use provideInput"
+        if index is not None and reason is PauseReason.WAIT_PAUSE:
+            self._resume()
+            self._succeed_waiting(index, None)
+        elif index is not None and reason is PauseReason.BREAKPOINT:
+            self._approved.add(index)
+            self._resume()
+            self._requeue_waiting(index)
+        else:
+            self._resume()
+        self._advance()
+        return None
+
+    def skip_breakpoint(self) -> str | None:
+        if (
+            self.status is not ExecutionStatus.PAUSED
+            or self.execution.pause_reason is not PauseReason.BREAKPOINT
+        ):
+            return "execution is not paused at a breakpoint"
+        index = self._waiting_on
+        assert index is not None
+        self._resume()
+        self._skip([index], "skipped at its breakpoint by a client")
+        self._advance()
+        return None
+
+    def disable_breakpoints(self) -> str | None:
+        if (
+            self.status is not ExecutionStatus.PAUSED
+            or self.execution.pause_reason is not PauseReason.BREAKPOINT
+        ):
+            return "execution is not paused at a breakpoint"
+        self._set_execution(debug=False)
+        self.log(LogLevel.INFO, "Breakpoints turned off for the rest of the run")
+        return self.continue_()
+
+    def provide_input(self, node_id: str | None, data: Any) -> str | None:
+        index = self._waiting_on
+        if self.execution.pause_reason is not PauseReason.INPUT or index is None:
+            return f"execution is {self.status} and not waiting for input"
+        waiting_id = self.plan.nodes[index].node.id
+        if node_id is not None and node_id != waiting_id:
+            return f"execution is waiting for input to node {waiting_id!r}, not {node_id!r}"
+        self._resume()
+        self._succeed_waiting(index, data)
+        self._advance()
+        return None
+
+    def stop(self) -> str | None:
+        if self.status.is_final:
+            return f"execution is already {self.status}"
+        self._end_early(ExecutionStatus.CANCELLED, None, "Stopped by a client")
+        return None
+
+    def set_trace_logs(self, enabled: bool) -> None:
+        self._set_execution(trace_logs=enabled)
+        self.log(LogLevel.INFO, f"Trace logs {'on' if enabled else 'off'}")
+
+    def time_out(self) -> None:
+        message = f"execution timed out after {self.options.timeout_ms} ms"
+        self._end_early(ExecutionStatus.FAILED, ErrorInfo(code="TIMEOUT", message=message), message)
+
+    # Logging
+
+    def log(
+        self, level: LogLevel, message: str, node_id: str | None = None, data: Any = None
+    ) -> None:
+        if self._detached or (level is LogLevel.TRACE and not self.execution.trace_logs):
+            return
+        if len(message) > self.env.log_message_bytes:
+            message = message[: self.env.log_message_bytes] + "... (truncated)"
+        self._seq += 1
+        entry = LogEntry(
+            seq=self._seq,
+            timestamp=iso_ms(now_ms()),
+            level=level,
+            node_id=node_id,
+            message=message,
+            data=data,
+        )
+        self.env.sink.emit(LogAppended(execution_id=self.id, entry=entry))
+
+    # Scheduling
+
+    def _advance(self) -> None:
+        """Start what is ready within the limit, then finish if nothing is left."""
+        limit = self.env.node_concurrency
+        while self._ready and self.status is ExecutionStatus.RUNNING and len(self._tasks) < limit:
+            self._begin(self._ready.popleft())
+        if not self._tasks and not self._ready and self.status is ExecutionStatus.RUNNING:
+            finals = sum(n for status, n in self._counts.items() if status.is_final)
+            if finals == len(self.steps):
+                self._finish(ExecutionStatus.COMPLETED)
+            else:
+                # Unreachable if the transitions are right; failing beats hanging forever.
+                stuck = ErrorInfo(
+                    code="INTERNAL", message="no step can run and some never finished"
+                )
+                self._end_early(ExecutionStatus.FAILED, stuck, "Execution stuck: " + stuck.message)
+
+    def _begin(self, index: int) -> None:
+        planned = self.plan.nodes[index]
+        if planned.node_type.waits is not None:
+            self._pause_on(index, planned.node_type.waits)
+        elif planned.node.breakpoint and self.execution.debug and index not in self._approved:
+            self._pause_on(index, PauseReason.BREAKPOINT)
+        else:
+            self._tasks[index] = asyncio.ensure_future(self._drive(index))
+
+    async def _drive(self, index: int) -> None:
+        """Attempts of one node until it succeeds or its attempts are over."""
+        planned = self.plan.nodes[index]
+        try:
+            while True:
+                ctx = self._begin_attempt(index)
+                try:
+                    output = await attempts.invoke(planned, ctx)
+                except NodeError as error:
+                    spare = self._spare_attempts[index]
+                    delay = attempts.retry_delay_ms(planned, ctx.attempt_no, error, spare)
+                    if delay is None:
+                        self._step_failed(index, error)
+                        return
+                    self._attempt_failed(index, error, delay)
+                    await asyncio.sleep(delay / 1000)
+                    continue
+                self._step_succeeded(index, output, ctx)
+                return
+        except Exception as exc:
+            # A fault of the engine, not the node: fail the step rather than leave it running.
+            log.exception("execution %s node %s", self.id, planned.node.id)
+            if index in self._tasks:
+                self._step_failed(
+                    index, NodeError("INTERNAL", f"{type(exc).__name__}: {exc}", retryable=False)
+                )
+
+    def _begin_attempt(self, index: int) -> NodeContext:
+        step = self.steps[index]
+        now = now_ms()
+        attempt_no = step.attempt_no + 1
+        self._running_since.setdefault(index, now)
+        self._set_step(
+            index,
+            status=StepStatus.RUNNING,
+            attempt_no=attempt_no,
+            started_at=step.started_at or iso_ms(now),
+            next_retry_at=None,
+            attempts=(*step.attempts, Attempt(attempt_no=attempt_no, started_at=iso_ms(now))),
+        )
+        planned = self.plan.nodes[index]
+        node_id = planned.node.id
+        self.log(LogLevel.INFO, f"Node {node_id} started (attempt {attempt_no})", node_id)
+        self.log(LogLevel.TRACE, f"Node {node_id} config", node_id, planned.node.config)
+        self._touch()
+        return NodeContext(
+            execution_id=self.id,
+            node_id=node_id,
+            attempt_no=attempt_no,
+            dependencies=planned.node.depends_on,
+            context=self.context,
+            log=lambda level, message, data: self.log(level, message, node_id, data),
+            http=self.env.http,
+        )
+
+    def _step_succeeded(self, index: int, output: Any, ctx: NodeContext) -> None:
+        self._tasks.pop(index, None)
+        planned = self.plan.nodes[index]
+        self._complete_attempt(index, StepStatus.SUCCEEDED, None)
+        self._record_output(index, output, StepStatus.SUCCEEDED)
+        self._emit_step(
+            index, output=output, artifacts=tuple(ctx.artifacts), metrics=dict(ctx.metrics)
+        )
+        step = self.steps[index]
+        self.log(
+            LogLevel.INFO,
+            f"Node {planned.node.id} succeeded in {step.duration_ms} ms",
+            planned.node.id,
+        )
+        self.log(LogLevel.TRACE, f"Node {planned.node.id} output", planned.node.id, output)
+        if planned.then_branch or planned.else_branch:
+            taken = output.get("branch") if isinstance(output, dict) else None
+            not_taken = planned.else_branch if taken == "then" else planned.then_branch
+            self._skip(sorted(not_taken), f"branch not taken by {planned.node.id}")
+        self._release(planned.dependants, skipped=False)
+        self._touch()
+        self._advance()
+
+    def _attempt_failed(self, index: int, error: NodeError, delay_ms: float) -> None:
+        step = self.steps[index]
+        node_id = self.plan.nodes[index].node.id
+        info = attempts.error_info(error, node_id)
+        retry_at = iso_ms(now_ms() + int(delay_ms))
+        last = replace(step.attempts[-1], completed_at=iso_ms(now_ms()), error=info)
+        self._set_step(
+            index, attempts=(*step.attempts[:-1], last), next_retry_at=retry_at, error=info
+        )
+        self.log(
+            LogLevel.WARN,
+            f"Node {node_id} attempt {step.attempt_no} failed ({error.code}: {error.message}); "
+            f"retrying at {retry_at}",
+            node_id,
+        )
+        self._touch()
+
+    def _step_failed(self, index: int, error: NodeError) -> None:
+        self._tasks.pop(index, None)
+        planned = self.plan.nodes[index]
+        info = attempts.error_info(error, planned.node.id)
+        self._complete_attempt(index, StepStatus.FAILED, info)
+        self._emit_step(index)
+        self.log(
+            LogLevel.ERROR,
+            f"Node {planned.node.id} failed after {self.steps[index].attempt_no} attempt(s): "
+            f"{error.code}: {error.message}",
+            planned.node.id,
+        )
+        if planned.node.continue_on_error:
+            self._record_output(index, None, StepStatus.FAILED)
+            self._release(planned.dependants, skipped=False)
+            self._touch()
+            self._advance()
+        else:
+            self._end_early(
+                ExecutionStatus.FAILED, info, f"Execution failed at node {planned.node.id}"
+            )
+
+    def _complete_attempt(self, index: int, status: StepStatus, error: ErrorInfo | None) -> None:
+        step = self.steps[index]
+        now = now_ms()
+        started = self._running_since.pop(index, now)
+        last = replace(step.attempts[-1], completed_at=iso_ms(now), error=error)
+        self._set_step(
+            index,
+            status=status,
+            completed_at=iso_ms(now),
+            duration_ms=now - started,
+            next_retry_at=None,
+            error=error,
+            attempts=(*step.attempts[:-1], last),
+            emit=False,
+        )
+
+    def _release(self, dependants: Iterable[int], skipped: bool) -> list[int]:
+        """Count a finished dependency against each dependant. Those now free become ready,
+        unless all their dependencies were skipped: those are returned, to be skipped."""
+        all_skipped = []
+        for index in dependants:
+            if self.steps[index].status.is_final:
+                continue
+            self._pending[index] -= 1
+            if skipped:
+                self._skipped_deps[index] += 1
+            self._set_step(index, predecessors_left=self._pending[index])
+            if self._pending[index] == 0:
+                if self._skipped_deps[index] == len(self.plan.nodes[index].dependencies):
+                    all_skipped.append(index)
+                else:
+                    self._ready.append(index)
+        return all_skipped
+
+    def _skip(self, indices: Iterable[int], why: str) -> None:
+        """Skip these steps, and every dependant whose dependencies all end up skipped."""
+        work = deque(indices)
+        while work:
+            index = work.popleft()
+            if self.steps[index].status.is_final:
+                continue
+            with contextlib.suppress(ValueError):
+                self._ready.remove(index)
+            self._set_step(index, status=StepStatus.SKIPPED, completed_at=iso_ms(now_ms()))
+            self._record_output(index, None, StepStatus.SKIPPED)
+            planned = self.plan.nodes[index]
+            self.log(LogLevel.INFO, f"Node {planned.node.id} skipped: {why}", planned.node.id)
+            work.extend(self._release(planned.dependants, skipped=True))
+            why = "all its dependencies were skipped"
+        self._touch()
+
+    # Pausing
+
+    def _pause_on(self, index: int, reason: PauseReason) -> None:
+        planned = self.plan.nodes[index]
+        now = iso_ms(now_ms())
+        awaiting = None
+        if reason is PauseReason.INPUT:
+            awaiting = AwaitingInput(
+                node_id=planned.node.id,
+                prompt=planned.config.prompt,
+                schema=planned.config.schema,
+                requested_at=now,
+            )
+        self._waiting_on = index
+        self._set_step(index, status=StepStatus.WAITING, started_at=now)
+        self._set_execution(
+            status=ExecutionStatus.PAUSED,
+            pause_reason=reason,
+            paused_node_id=planned.node.id,
+            awaiting_input=awaiting,
+        )
+        self.log(LogLevel.INFO, f"Paused at node {planned.node.id} ({reason})", planned.node.id)
+        self.env.on_paused(self)
+
+    def _resume(self) -> None:
+        self._set_execution(
+            status=ExecutionStatus.RUNNING,
+            pause_reason=None,
+            paused_node_id=None,
+            awaiting_input=None,
+        )
+        self.log(LogLevel.INFO, "Continued")
+        self.env.on_resumed(self)
+
+    def _succeed_waiting(self, index: int, output: Any) -> None:
+        self._waiting_on = None
+        planned = self.plan.nodes[index]
+        now = now_ms()
+        self._set_step(index, status=StepStatus.SUCCEEDED, completed_at=iso_ms(now), emit=False)
+        self._record_output(index, output, StepStatus.SUCCEEDED)
+        self._emit_step(index, output=output)
+        self.log(LogLevel.INFO, f"Node {planned.node.id} succeeded", planned.node.id)
+        self._release(planned.dependants, skipped=False)
+
+    def _requeue_waiting(self, index: int) -> None:
+        self._waiting_on = None
+        self._set_step(index, status=StepStatus.QUEUED, started_at=None)
+        self._ready.appendleft(index)
+
+    # Ending
+
+    def _end_early(self, status: ExecutionStatus, error: ErrorInfo | None, message: str) -> None:
+        """Fail or cancel: running attempts are cancelled, unfinished steps become cancelled."""
+        self._cancel_tasks()
+        now = iso_ms(now_ms())
+        cancelled = ErrorInfo(code="CANCELLED", message=message)
+        for index, step in enumerate(self.steps):
+            if step.status.is_final:
+                continue
+            attempts_ = step.attempts
+            if (
+                step.status is StepStatus.RUNNING
+                and attempts_
+                and attempts_[-1].completed_at is None
+            ):
+                attempts_ = (
+                    *attempts_[:-1],
+                    replace(attempts_[-1], completed_at=now, error=cancelled),
+                )
+            self._set_step(
+                index,
+                status=StepStatus.CANCELLED,
+                completed_at=now,
+                attempts=attempts_,
+                next_retry_at=None,
+            )
+        self._ready.clear()
+        self._running_since.clear()
+        self._waiting_on = None
+        self.log(LogLevel.ERROR if status is ExecutionStatus.FAILED else LogLevel.WARN, message)
+        self._finish(status, error)
+
+    def _finish(self, status: ExecutionStatus, error: ErrorInfo | None = None) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()
+        now = now_ms()
+        self._set_execution(
+            status=status,
+            end_time=iso_ms(now),
+            error=error,
+            pause_reason=None,
+            paused_node_id=None,
+            awaiting_input=None,
+            duration_ms=max(0, now - parse_iso_ms(self.execution.start_time)),
+        )
+        if status is ExecutionStatus.COMPLETED:
+            self.log(LogLevel.INFO, f"Execution completed in {self.execution.duration_ms} ms")
+        self.changed.set()
+        self.env.on_finished(self)
+
+    def _cancel_tasks(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+
+    def _interrupt(self, index: int) -> None:
+        step = self.steps[index]
+        interrupted = ErrorInfo(
+            code="INTERRUPTED", message="the server stopped during this attempt"
+        )
+        attempts_ = step.attempts
+        if attempts_ and attempts_[-1].completed_at is None:
+            attempts_ = (
+                *attempts_[:-1],
+                replace(attempts_[-1], completed_at=iso_ms(now_ms()), error=interrupted),
+            )
+        self._spare_attempts[index] += 1
+        self._set_step(index, status=StepStatus.QUEUED, attempts=attempts_, next_retry_at=None)
+        node_id = self.plan.nodes[index].node.id
+        self.log(
+            LogLevel.WARN,
+            f"Node {node_id} was running (attempt {step.attempt_no}) when the server stopped; "
+            f"running it again as attempt {step.attempt_no + 1}",
+            node_id,
+        )
+
+    def _arm_timeout(self) -> None:
+        if self.options.timeout_ms is not None and self._timeout is None:
+            elapsed = now_ms() - parse_iso_ms(self.execution.start_time)
+            delay = max(0.0, (self.options.timeout_ms - elapsed) / 1000)
+            self._timeout = asyncio.get_running_loop().call_later(delay, self.time_out)
+
+    # Records
+
+    def _set_step(self, index: int, *, emit: bool = True, **changes: Any) -> None:
+        old = self.steps[index]
+        new = replace(old, **changes)
+        self.steps[index] = new
+        if new.status is not old.status:
+            self._counts[old.status] -= 1
+            self._counts[new.status] += 1
+            if new.status is not StepStatus.RUNNING:
+                self._running_since.pop(index, None)
+        if emit:
+            self._emit_step(index)
+
+    def _emit_step(self, index: int, **extra: Any) -> None:
+        if not self._detached:
+            step = self.steps[index]
+            leaf = self.plan.nodes[index].is_leaf
+            self.env.sink.emit(
+                StepUpdated(execution_id=self.id, index=index, step=step, leaf=leaf, **extra)
+            )
+
+    def _record_output(self, index: int, output: Any, status: StepStatus) -> None:
+        node_id = self.plan.nodes[index].node.id
+        self.context["nodes"][node_id] = {"output": output, "status": status.value}
+
+    def _set_execution(self, **changes: Any) -> None:
+        status_changed = "status" in changes and changes["status"] is not self.execution.status
+        self._touch(**changes)
+        if status_changed:
+            self.changed.set()
+            self.changed = asyncio.Event()
+
+    def _touch(self, **changes: Any) -> None:
+        """A new execution record with the derived fields brought up to date, sent to the sink."""
+        counts = self._counts
+        completed = counts[StepStatus.SUCCEEDED] + counts[StepStatus.SKIPPED]
+        total = len(self.steps)
+        status = changes.get("status", self.execution.status)
+        running = [self.plan.nodes[i].node.id for i in self._running_since]
+        self.execution = replace(
+            self.execution,
+            updated_at=iso_ms(now_ms()),
+            completed_steps=completed,
+            failed_steps=counts[StepStatus.FAILED],
+            running_steps=counts[StepStatus.RUNNING],
+            skipped_steps=counts[StepStatus.SKIPPED],
+            progress=100
+            if status is ExecutionStatus.COMPLETED
+            else (100 * completed) // max(total, 1),
+            current_step=running[0] if running else None,
+            running_node_ids=tuple(running),
+            **changes,
+        )
+        if not self._detached:
+            self.env.sink.emit(ExecutionUpdated(execution_id=self.id, execution=self.execution))
