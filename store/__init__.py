@@ -1,0 +1,13 @@
+"""The execution log: an SQLite file through aiosqlite, the only code that speaks SQL."""
+
+from store.database import Durability, Store
+from store.errors import BlueprintNotFound, SchemaTooNew, StoreError, StoreUnavailable
+
+__all__ = [
+    "BlueprintNotFound",
+    "Durability",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+]

@@ -1,0 +1,107 @@
+"""Opening the SQLite file: two connections (one writer, one reader), pragmas and migrations.
+
+WAL lets the reader see the last commit while the writer works. `synchronous=NORMAL` (the
+default durability) survives a crash of the server process, which is what SIGKILL does, but
+the newest commits can be lost if the machine itself loses power; `synchronous=FULL`
+(`--durability strict`) survives that too, at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from enum import StrEnum
+from pathlib import Path
+
+import aiosqlite
+
+from store import migrations
+from store._thread import run_on_thread
+from store.blueprints import Blueprints
+from store.reads import ExecutionReads
+from store.resume import LogResumeSource
+from store.status_cache import StatusCache
+from store.writer import EventWriter
+
+
+class Durability(StrEnum):
+    NORMAL = "normal"  #: synchronous=NORMAL: survives a process crash
+    STRICT = "strict"  #: synchronous=FULL: survives power loss too
+
+
+_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA cache_size = -65536",
+    "PRAGMA temp_store = MEMORY",
+)
+
+
+class Store:
+    """The execution log: `writer` is the engine's sink, `executions` and `blueprints` read it."""
+
+    def __init__(
+        self,
+        path: str,
+        writer_db: aiosqlite.Connection,
+        reader_db: aiosqlite.Connection,
+        cache: StatusCache,
+    ) -> None:
+        self.path = path
+        self._writer_db = writer_db
+        self._reader_db = reader_db
+        self.cache = cache
+        self.writer = EventWriter(writer_db, on_commit=cache.invalidate)
+        self.executions = ExecutionReads(reader_db, cache)
+        self.blueprints = Blueprints(self.writer, reader_db)
+        self.resume_source = LogResumeSource(reader_db)
+
+    @classmethod
+    async def open(
+        cls,
+        path: str,
+        durability: Durability = Durability.NORMAL,
+        cache_bytes: int = 64 * 1024 * 1024,
+    ) -> Store:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer_db = await _connect(path, durability)
+        try:
+            await run_on_thread(writer_db, migrations.migrate, os.fspath(path))
+            reader_db = await _connect(path, durability)
+        except BaseException:
+            await writer_db.close()
+            raise
+        await reader_db.create_function("casefold", 1, str.casefold, deterministic=True)
+        store = cls(os.fspath(path), writer_db, reader_db, StatusCache(cache_bytes))
+        store.writer.start()
+        return store
+
+    async def ping(self) -> bool:
+        try:
+            await self._reader_db.execute_fetchall("SELECT 1")
+        except (sqlite3.Error, ValueError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Write everything queued, then close both connections."""
+        try:
+            await self.writer.close()
+        finally:
+            await self._reader_db.close()
+            await self._writer_db.close()
+
+
+async def _connect(path: str, durability: Durability) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        for pragma in _PRAGMAS:
+            await db.execute(pragma)
+        synchronous = "FULL" if durability is Durability.STRICT else "NORMAL"
+        await db.execute(f"PRAGMA synchronous = {synchronous}")
+    except BaseException:
+        await db.close()
+        raise
+    return db

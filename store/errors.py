@@ -1,0 +1,25 @@
+"""Errors of the execution log.
+
+StoreError
+├── SchemaTooNew        the file was written by a newer server
+├── BlueprintNotFound
+└── StoreUnavailable    the database cannot be written
+"""
+
+
+class StoreError(Exception):
+    pass
+
+
+class SchemaTooNew(StoreError):
+    pass
+
+
+class BlueprintNotFound(StoreError):
+    def __init__(self, blueprint_id: str, version: int | None = None) -> None:
+        which = f"{blueprint_id} version {version}" if version is not None else blueprint_id
+        super().__init__(f"No blueprint {which}")
+
+
+class StoreUnavailable(StoreError):
+    pass

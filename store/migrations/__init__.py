@@ -1,0 +1,46 @@
+"""Forward-only schema migrations: `NNNN_name.sql`, applied in order; the version is
+`PRAGMA user_version`. A file newer than this code refuses to open."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib import resources
+
+from store.errors import SchemaTooNew
+
+
+def _scripts() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files(__package__).iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            found.append((int(name.split("_", 1)[0]), name, entry.read_text()))
+    return sorted(found)
+
+
+def latest_version() -> int:
+    return _scripts()[-1][0]
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> int:
+    """Bring the schema up to date; returns the version. Runs on the connection's thread."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    latest = latest_version()
+    if current > latest:
+        raise SchemaTooNew(
+            f"{path} has schema version {current}, newer than this server understands "
+            f"({latest}); run a newer blueprint, or point --db at another file"
+        )
+    for version, _name, script in _scripts():
+        if version <= current:
+            continue
+        # The version bump shares the script's transaction: a migration applies whole or not at all.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return latest

@@ -1,0 +1,58 @@
+"""Every SQL statement the store makes, by name."""
+
+INSERT_EXECUTION = """
+INSERT INTO executions (id, blueprint_id, blueprint_version, batch_id, status, created_at,
+    updated_at, ended_at, retry_of, idempotency_key, snapshot, input, options, record)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+UPDATE_EXECUTION = (
+    "UPDATE executions SET status = ?, updated_at = ?, ended_at = ?, record = ? WHERE id = ?"
+)
+INSERT_STEP = (
+    "INSERT INTO steps (execution_id, idx, node_id, status, record) VALUES (?, ?, ?, ?, ?)"
+)
+UPDATE_STEP = "UPDATE steps SET status = ?, record = ? WHERE execution_id = ? AND idx = ?"
+UPSERT_OUTPUT = """
+INSERT OR REPLACE INTO step_outputs
+    (execution_id, idx, node_id, is_leaf, output, artifacts, metrics)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_LOG = """
+INSERT INTO logs (execution_id, seq, gid, level, node_id, entry)
+VALUES (?1, ?2, (SELECT coalesce(max(gid), 0) + 1 FROM logs), ?3, ?4, ?5)
+"""
+
+# The status of one execution: each a single indexed lookup or range.
+EXECUTION_RECORD = "SELECT record FROM executions WHERE id = ?"
+STEP_RECORDS = "SELECT record FROM steps WHERE execution_id = ? ORDER BY idx"
+NEWEST_LOGS = "SELECT seq, entry FROM logs WHERE execution_id = ? ORDER BY seq DESC LIMIT ?"
+FINAL_OUTPUTS = """
+SELECT node_id, output, artifacts FROM step_outputs WHERE execution_id = ? AND is_leaf = 1
+ORDER BY idx
+"""
+ALL_OUTPUTS = """
+SELECT node_id, output, artifacts, metrics FROM step_outputs WHERE execution_id = ? ORDER BY idx
+"""
+EXECUTION_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
+
+LOGS_AFTER = """
+SELECT seq, entry FROM logs
+WHERE execution_id = ?1 AND seq > ?2 AND level >= ?3 AND (?4 IS NULL OR node_id = ?4)
+ORDER BY seq LIMIT ?5
+"""
+
+UNFINISHED_EXECUTIONS = """
+SELECT id, record, snapshot, input, options FROM executions
+WHERE status IN ('queued', 'running', 'paused') ORDER BY created_at, id
+"""
+STEPS_OF = "SELECT idx, record FROM steps WHERE execution_id = ? ORDER BY idx"
+OUTPUTS_OF = "SELECT idx, output FROM step_outputs WHERE execution_id = ?"
+LAST_SEQ = "SELECT max(seq) FROM logs WHERE execution_id = ?"
+ACTIVE_RECORDS = """
+SELECT record FROM executions WHERE status IN ('queued', 'running', 'paused')
+ORDER BY created_at DESC, id DESC
+"""
+COUNT_ACTIVE = """
+SELECT status, count(*) FROM executions WHERE status IN ('queued', 'running', 'paused')
+GROUP BY status
+"""

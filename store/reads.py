@@ -1,0 +1,184 @@
+"""Reads of the execution log, each one round trip to the reader connection's thread.
+
+Records are stored as the JSON clients receive, so a status is assembled by joining stored
+bytes; nothing is decoded on the way out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from engine.records import ACTIVE_EXECUTION_STATUSES, Execution, LogLevel, Step
+from store import queries
+from store._thread import run_on_thread
+from store.status_cache import StatusCache
+
+_FINAL = {"completed", "failed", "cancelled"}
+_STEP_RECORDS = msgspec.json.Decoder(list[Step])
+_decode_execution = msgspec.json.Decoder(Execution).decode
+_decode_step = msgspec.json.Decoder(Step).decode
+_decode_any = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+INCLUDE_OPTIONS = ("artifacts", "metrics", "outputs")
+
+
+class ExecutionReads:
+    def __init__(self, db: aiosqlite.Connection, cache: StatusCache) -> None:
+        self._db = db
+        self._cache = cache
+
+    async def status(
+        self, execution_id: str, logs_limit: int, include: Iterable[str] = ()
+    ) -> bytes | None:
+        """The execution status as JSON bytes, or None for an unknown id."""
+        variant = (logs_limit, tuple(sorted(set(include))))
+        cached = self._cache.get(execution_id, variant)
+        if cached is not None:
+            return cached
+        started = time.monotonic()
+        found = await run_on_thread(self._db, read_status, execution_id, logs_limit, variant[1])
+        if found is None:
+            return None
+        body, final = found
+        if final:
+            self._cache.put(execution_id, variant, body, started)
+        return body
+
+    async def exists(self, execution_id: str) -> bool:
+        rows = await self._db.execute_fetchall(queries.EXECUTION_EXISTS, (execution_id,))
+        return bool(rows)
+
+    async def logs_after(
+        self, execution_id: str, after_seq: int, limit: int, level: LogLevel, node_id: str | None
+    ) -> list[tuple[int, bytes]]:
+        """Up to `limit` entries with seq > after_seq, as (seq, JSON)."""
+        rows = await self._db.execute_fetchall(
+            queries.LOGS_AFTER, (execution_id, after_seq, level.rank, node_id, limit)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def active(self) -> list[Execution]:
+        rows = await self._db.execute_fetchall(queries.ACTIVE_RECORDS)
+        return [_decode_execution(row[0]) for row in rows]
+
+    async def count_active(self) -> dict[str, int]:
+        rows = await self._db.execute_fetchall(queries.COUNT_ACTIVE)
+        counts = {status.value: 0 for status in ACTIVE_EXECUTION_STATUSES}
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
+
+    async def list(
+        self,
+        *,
+        status: str | None,
+        blueprint_id: str | None,
+        batch_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[int, list[Execution]]:
+        where, args = _filters(status=status, blueprint_id=blueprint_id, batch_id=batch_id)
+        return await run_on_thread(self._db, _list_executions, where, args, limit, offset)
+
+
+def read_status(
+    conn: sqlite3.Connection, execution_id: str, logs_limit: int, include: tuple[str, ...]
+) -> tuple[bytes, bool] | None:
+    """On the reader's thread: the status JSON, and whether the execution has finished."""
+    row = conn.execute(
+        "SELECT status, record FROM executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    status, record = row
+    steps = conn.execute(queries.STEP_RECORDS, (execution_id,)).fetchall()
+    logs = (
+        conn.execute(queries.NEWEST_LOGS, (execution_id, logs_limit)).fetchall()
+        if logs_limit
+        else []
+    )
+    total_logs = logs[0][0] if logs else _last_seq(conn, execution_id)
+    finals = conn.execute(queries.FINAL_OUTPUTS, (execution_id,)).fetchall()
+    parts = [
+        record[:-1],
+        b',"steps":[',
+        b",".join(step for (step,) in steps),
+        b'],"logs":[',
+        b",".join(entry for _, entry in reversed(logs)),
+        b'],"logsTruncated":',
+        b"true" if total_logs > len(logs) else b"false",
+        b',"finalOutputs":[',
+        b",".join(
+            b'{"nodeId":"%s","output":%s,"artifacts":%s}' % (node_id.encode(), output, artifacts)
+            for node_id, output, artifacts in finals
+        ),
+        b"]",
+    ]
+    if include:
+        parts.append(_included(conn, execution_id, include, record, steps))
+    parts.append(b"}")
+    return b"".join(parts), status in _FINAL
+
+
+def _last_seq(conn: sqlite3.Connection, execution_id: str) -> int:
+    return int(conn.execute(queries.LAST_SEQ, (execution_id,)).fetchone()[0] or 0)
+
+
+def _included(
+    conn: sqlite3.Connection,
+    execution_id: str,
+    include: tuple[str, ...],
+    record: bytes,
+    steps: list[tuple[bytes]],
+) -> bytes:
+    """The optional parts of a status; rarer, so decoded and built in Python."""
+    rows = conn.execute(queries.ALL_OUTPUTS, (execution_id,)).fetchall()
+    extra: dict[str, Any] = {}
+    if "outputs" in include:
+        extra["outputs"] = {node_id: msgspec.Raw(output) for node_id, output, _, _ in rows}
+    if "artifacts" in include:
+        extra["artifacts"] = [
+            {"nodeId": node_id, **artifact}
+            for node_id, _, artifacts, _ in rows
+            for artifact in _decode_any(artifacts)
+        ]
+    if "metrics" in include:
+        execution = _decode_execution(record)
+        step_records = [_decode_step(step) for (step,) in steps]
+        extra["metrics"] = {
+            "durationMs": execution.duration_ms,
+            "steps": {
+                s.node_id: {"durationMs": s.duration_ms, "attempts": s.attempt_no}
+                for s in step_records
+            },
+            "reported": {
+                node_id: msgspec.Raw(metrics) for node_id, _, _, metrics in rows if metrics != b"{}"
+            },
+        }
+    encoded = _encode(extra)
+    return b"," + encoded[1:-1] if len(encoded) > 2 else b""
+
+
+def _filters(**filters: Any) -> tuple[str, tuple[Any, ...]]:
+    columns = {"status": "status", "blueprint_id": "blueprint_id", "batch_id": "batch_id"}
+    clauses = [f"{columns[name]} = ?" for name, value in filters.items() if value is not None]
+    args = tuple(value for value in filters.values() if value is not None)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _list_executions(
+    conn: sqlite3.Connection, where: str, args: tuple[Any, ...], limit: int, offset: int
+) -> tuple[int, list[Execution]]:
+    # `where` is built from fixed column names only; values travel as parameters.
+    total = conn.execute(f"SELECT count(*) FROM executions{where}", args).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT record FROM executions{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        (*args, limit, offset),
+    ).fetchall()
+    return int(total), [_decode_execution(row[0]) for row in rows]

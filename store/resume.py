@@ -1,0 +1,53 @@
+"""What a restart must take up again: the engine's ResumeSource, read from the log."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import aiosqlite
+import msgspec
+
+from engine.model import Blueprint, RunOptions
+from engine.ports import UnfinishedExecution
+from engine.records import Execution, Step
+from store import queries
+from store._thread import run_on_thread
+
+_execution = msgspec.json.Decoder(Execution)
+_step = msgspec.json.Decoder(Step)
+_blueprint = msgspec.json.Decoder(Blueprint)
+_options = msgspec.json.Decoder(RunOptions)
+_any = msgspec.json.Decoder()
+
+
+class LogResumeSource:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def load_unfinished(self) -> list[UnfinishedExecution]:
+        return await run_on_thread(self._db, load_unfinished)
+
+
+def load_unfinished(conn: sqlite3.Connection) -> list[UnfinishedExecution]:
+    found = []
+    for execution_id, record, snapshot, input_, options in conn.execute(
+        queries.UNFINISHED_EXECUTIONS
+    ).fetchall():
+        steps = [_step.decode(row[1]) for row in conn.execute(queries.STEPS_OF, (execution_id,))]
+        outputs = {
+            idx: _any.decode(output)
+            for idx, output in conn.execute(queries.OUTPUTS_OF, (execution_id,))
+        }
+        last_seq = conn.execute(queries.LAST_SEQ, (execution_id,)).fetchone()[0] or 0
+        found.append(
+            UnfinishedExecution(
+                execution=_execution.decode(record),
+                steps=steps,
+                outputs=outputs,
+                blueprint=_blueprint.decode(snapshot),
+                input=_any.decode(input_),
+                options=_options.decode(options),
+                last_seq=last_seq,
+            )
+        )
+    return found

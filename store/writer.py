@@ -1,0 +1,254 @@
+"""The one writer: the engine's events and other writes, grouped into transactions.
+
+Events queue in memory while a transaction is on the database thread; the next transaction
+takes all of them, so under load many transitions share one commit and one round trip, and
+the engine never waits for a commit. Within a group, only the newest record of each step and
+execution is written. A group commits whole or not at all, so the log always holds a prefix of
+what the engine did, and a restart resumes from a consistent state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiosqlite
+import msgspec
+
+from engine.events import Event, ExecutionCreated, ExecutionUpdated, LogAppended, StepUpdated
+from engine.records import Execution, Step
+from store import queries
+from store._thread import run_on_thread
+from store.errors import StoreUnavailable
+
+log = logging.getLogger("blueprint.store")
+T = TypeVar("T")
+Work = Callable[..., Any]
+
+# Used only on the writer's database thread.
+_encode = msgspec.json.Encoder().encode
+
+
+class _Write:
+    """An ad-hoc write (a blueprint saved, say) that rides in the next group's transaction."""
+
+    __slots__ = ("args", "error", "future", "result", "work")
+
+    def __init__(self, work: Work, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+        self.work = work
+        self.args = args
+        self.future = future
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class EventWriter:
+    """The engine's EventSink, backed by the database."""
+
+    def __init__(self, db: aiosqlite.Connection, on_commit: Callable[[set[str]], None]) -> None:
+        self._db = db
+        self._on_commit = on_commit
+        self._events: list[Event] = []
+        self._writes: list[_Write] = []
+        self._emitted = 0
+        self._committed = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+        self._emitted += 1
+        self._wake.set()
+
+    async def flush(self) -> None:
+        if self._committed >= self._emitted:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._emitted, future))
+        await future
+
+    async def write(self, work: Work, *args: Any) -> Any:
+        """`work(connection, *args)` inside a transaction, after everything emitted so far."""
+        future = asyncio.get_running_loop().create_future()
+        self._writes.append(_Write(work, args, future))
+        self._wake.set()
+        return await future
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._events and not self._writes:
+                if self._closing:
+                    return
+                continue
+            events, self._events = self._events, []
+            writes, self._writes = self._writes, []
+            try:
+                touched = await run_on_thread(self._db, write_group, events, writes)
+            except Exception as exc:
+                failures += 1
+                self._events = events + self._events  # kept, in order, for the next try
+                self._fail_waiters(writes, exc)
+                log.error("writing the execution log failed (try %d): %s", failures, exc)
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                self._wake.set()
+                continue
+            failures = 0
+            self._committed += len(events)
+            self._settle(writes)
+            self._on_commit(touched)
+
+    def _settle(self, writes: list[_Write]) -> None:
+        for write in writes:
+            if write.future.done():
+                continue
+            if write.error is not None:
+                write.future.set_exception(write.error)
+            else:
+                write.future.set_result(write.result)
+        while self._waiters and self._waiters[0][0] <= self._committed:
+            _, future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+
+    def _fail_waiters(self, writes: list[_Write], exc: Exception) -> None:
+        # Callers waiting for durability learn now; the events themselves stay queued.
+        error = StoreUnavailable(f"the execution log cannot be written: {exc}")
+        for write in writes:
+            if not write.future.done():
+                write.future.set_exception(error)
+        while self._waiters:
+            _, future = self._waiters.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+
+def write_group(conn: sqlite3.Connection, events: list[Event], writes: list[_Write]) -> set[str]:
+    """One transaction on the database thread; returns the executions it touched."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        touched = _apply_events(conn, events)
+        for write in writes:
+            _apply_write(conn, write)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return touched
+
+
+def _apply_write(conn: sqlite3.Connection, write: _Write) -> None:
+    conn.execute("SAVEPOINT write")
+    try:
+        write.result = write.work(conn, *write.args)
+    except Exception as exc:
+        write.error = exc
+        conn.execute("ROLLBACK TO write")
+    conn.execute("RELEASE write")
+
+
+def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
+    created: dict[str, ExecutionCreated] = {}
+    executions: dict[str, Execution] = {}
+    steps: dict[tuple[str, int], Step] = {}
+    outputs: dict[tuple[str, int], StepUpdated] = {}
+    logs: list[tuple[Any, ...]] = []
+    for event in events:
+        if isinstance(event, LogAppended):
+            entry = event.entry
+            logs.append(
+                (event.execution_id, entry.seq, entry.level.rank, entry.node_id, _encode(entry))
+            )
+        elif isinstance(event, StepUpdated):
+            key = (event.execution_id, event.index)
+            steps[key] = event.step
+            if event.output is not msgspec.UNSET:
+                outputs[key] = event
+        elif isinstance(event, ExecutionUpdated):
+            executions[event.execution_id] = event.execution
+        elif isinstance(event, ExecutionCreated):
+            created[event.execution_id] = event
+            executions[event.execution_id] = event.execution
+    if created:
+        _insert_executions(conn, created, executions, steps)
+    conn.executemany(
+        queries.UPDATE_EXECUTION,
+        [(e.status.value, e.updated_at, e.end_time, _encode(e), e.id) for e in executions.values()],
+    )
+    conn.executemany(
+        queries.UPDATE_STEP,
+        [(s.status.value, _encode(s), key[0], key[1]) for key, s in steps.items()],
+    )
+    if outputs:
+        conn.executemany(queries.UPSERT_OUTPUT, [_output_row(event) for event in outputs.values()])
+    if logs:
+        conn.executemany(queries.INSERT_LOG, logs)
+    return {event.execution_id for event in events}
+
+
+def _insert_executions(
+    conn: sqlite3.Connection,
+    created: dict[str, ExecutionCreated],
+    executions: dict[str, Execution],
+    steps: dict[tuple[str, int], Step],
+) -> None:
+    """New executions go in with their newest records, so the updates after skip them."""
+    rows = []
+    step_rows = []
+    for execution_id, event in created.items():
+        latest = executions.pop(execution_id)
+        rows.append(
+            (
+                execution_id,
+                latest.blueprint_id,
+                latest.blueprint_version,
+                latest.batch_id,
+                latest.status.value,
+                latest.start_time,
+                latest.updated_at,
+                latest.end_time,
+                latest.retry_of,
+                event.options.idempotency_key,
+                _encode(event.blueprint),
+                _encode(event.input),
+                _encode(event.options),
+                _encode(latest),
+            )
+        )
+        for index, initial in enumerate(event.steps):
+            step = steps.pop((execution_id, index), initial)
+            step_rows.append((execution_id, index, step.node_id, step.status.value, _encode(step)))
+    conn.executemany(queries.INSERT_EXECUTION, rows)
+    conn.executemany(queries.INSERT_STEP, step_rows)
+
+
+def _output_row(event: StepUpdated) -> tuple[Any, ...]:
+    artifacts = event.artifacts if event.artifacts is not msgspec.UNSET else ()
+    metrics = event.metrics if event.metrics is not msgspec.UNSET else {}
+    return (
+        event.execution_id,
+        event.index,
+        event.step.node_id,
+        int(event.leaf),
+        _encode(event.output),
+        _encode(artifacts),
+        _encode(metrics),
+    )
