@@ -1,0 +1,106 @@
+"""create_app(): the one place that wires the store, the procedures and the HTTP edge."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from engine.engine import Engine
+from engine.nodes import register_builtins
+from engine.registry import NodeRegistry
+from rpc.catalogue import import_folder
+from rpc.context import Context, Services
+from rpc.endpoint import TRPCEndpoint
+from rpc.procedures import root_router
+from rpc.resolver import HTTPRequest, Resolver
+from rpc.router import RouterTree, flatten
+from rpc.settings import Settings
+from store import Store
+
+log = logging.getLogger("blueprint")
+CORS_HEADERS = ["content-type", "trpc-accept", "authorization", "x-api-key", "last-event-id"]
+
+
+def package_version() -> str:
+    try:
+        return version("blueprint")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_registry(plugins: tuple[str, ...]) -> NodeRegistry:
+    registry = NodeRegistry()
+    register_builtins(registry)
+    for plugin in plugins:
+        registry.load_plugin(plugin)
+    return registry
+
+
+def create_app(settings: Settings, router: RouterTree | None = None) -> Starlette:
+    """The ASGI app; `router` replaces the built-in procedures (tests use small ones)."""
+    procedures = flatten(root_router() if router is None else router)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        registry = build_registry(settings.plugins)
+        store = await Store.open(settings.db, settings.durability, settings.status_cache_bytes)
+        engine = Engine(registry, store.writer, settings.engine_limits)
+        try:
+            if settings.load_blueprints:
+                count = await import_folder(settings.blueprints_dir, store, engine)
+                log.info("blueprints from %s: %d added or updated", settings.blueprints_dir, count)
+            resumed = await engine.resume(store.resume_source)
+            if resumed:
+                log.info("resumed %d unfinished executions from the log", resumed)
+            services = Services(
+                settings=settings,
+                store=store,
+                engine=engine,
+                procedures=procedures,
+                version=package_version(),
+                started_at=time.monotonic(),
+            )
+
+            def make_context(request: HTTPRequest, connection_params: Mapping[str, str]) -> Context:
+                return Context(services, request.client, connection_params)
+
+            resolver = Resolver(procedures, settings.wire, make_context)
+            yield {"resolver": resolver, "services": services}
+        finally:
+            # Runs stop unrecorded (the next start resumes them); what they wrote is flushed.
+            await engine.close()
+            await store.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route(settings.prefix.rstrip("/") + "/{path:path}", TRPCEndpoint(settings.max_body_bytes)),
+    ]
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=CORS_HEADERS,
+                allow_credentials="*" not in settings.cors_origins,
+                max_age=600,
+            )
+        )
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """For load balancers: no auth, no rate limit, no database round trip."""
+    return JSONResponse({"status": "ok"})

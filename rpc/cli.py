@@ -1,0 +1,151 @@
+"""The `blueprint` command: `blueprint serve` runs the server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from rpc._http_protocol import bounded_protocol
+from rpc.app import create_app
+from rpc.codec import Transformer
+from rpc.router import RouterTree
+from rpc.settings import Settings
+from store import Durability
+
+log = logging.getLogger("blueprint")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blueprint", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    env = os.environ.get
+    defaults = Settings()
+    serve.add_argument("--host", default=env("BLUEPRINT_HOST", defaults.host))
+    serve.add_argument("--port", type=int, default=int(env("BLUEPRINT_PORT", defaults.port)))
+    serve.add_argument("--db", default=env("BLUEPRINT_DB", defaults.db), help="SQLite file")
+    serve.add_argument("--prefix", default=defaults.prefix, help="URL prefix of the tRPC endpoint")
+    serve.add_argument(
+        "--transformer", choices=[t.value for t in Transformer], default=defaults.transformer.value
+    )
+    serve.add_argument(
+        "--dev", action="store_true", help="development mode: stack traces in errors"
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browsers on ORIGIN (repeatable; '*' for any); default: same origin only",
+    )
+    serve.add_argument(
+        "--allow-method-override", action="store_true", help="accept queries sent by POST"
+    )
+    serve.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
+    serve.add_argument("--max-input-bytes", type=int, default=defaults.max_input_bytes)
+    serve.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
+    serve.add_argument("--max-depth", type=int, default=defaults.max_depth)
+    serve.add_argument(
+        "--durability",
+        choices=[d.value for d in Durability],
+        default=defaults.durability.value,
+        help="normal: survives a crash of the server; strict: also power loss (fsync per commit)",
+    )
+    serve.add_argument(
+        "--blueprints-dir",
+        default=env("BLUEPRINT_BLUEPRINTS_DIR", defaults.blueprints_dir),
+        help="the folder batch file and folder sources may read",
+    )
+    serve.add_argument(
+        "--load-blueprints",
+        action="store_true",
+        help="add the blueprints folder's *.json files to the catalogue at start",
+    )
+    serve.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE and call its register(registry) to add node types (repeatable)",
+    )
+    serve.add_argument(
+        "--max-running-executions", type=int, default=defaults.max_running_executions
+    )
+    serve.add_argument("--node-concurrency", type=int, default=defaults.node_concurrency)
+    serve.add_argument("--max-nodes", type=int, default=defaults.max_nodes)
+    serve.add_argument("--access-log", action="store_true")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.set_defaults(run=run_serve)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        prefix=args.prefix,
+        transformer=Transformer(args.transformer),
+        dev=args.dev,
+        cors_origins=tuple(args.cors_origin),
+        allow_method_override=args.allow_method_override,
+        max_batch_size=args.max_batch_size,
+        max_input_bytes=args.max_input_bytes,
+        max_body_bytes=args.max_body_bytes,
+        max_depth=args.max_depth,
+        access_log=args.access_log,
+        log_level=args.log_level,
+        durability=Durability(args.durability),
+        blueprints_dir=args.blueprints_dir,
+        load_blueprints=args.load_blueprints,
+        plugins=tuple(args.plugin),
+        max_running_executions=args.max_running_executions,
+        node_concurrency=args.node_concurrency,
+        max_nodes=args.max_nodes,
+    )
+
+
+def uvicorn_config(settings: Settings, router: RouterTree | None = None) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings, router),
+        host=settings.host,
+        port=settings.port,
+        http=bounded_protocol(settings.max_url_bytes),
+        loop="uvloop",
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        server_header=False,
+        # Subscriptions stay open; do not let them hold a shutdown forever.
+        timeout_graceful_shutdown=3,
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    log.info(
+        "blueprint serving tRPC on http://%s:%d%s (database %s)",
+        settings.host,
+        settings.port,
+        settings.prefix,
+        settings.db,
+    )
+    uvicorn.Server(uvicorn_config(settings)).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""What every handler receives: the services the lifespan built and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+    from rpc.router import Procedure
+    from rpc.settings import Settings
+    from store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    engine: Engine
+    procedures: Mapping[str, Procedure]
+    version: str
+    started_at: float  #: time.monotonic() at startup
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    services: Services
+    client: str | None = None
+    connection_params: Mapping[str, str] = field(default_factory=dict)

@@ -1,0 +1,48 @@
+"""Field types shared by the procedures' inputs: ids, paging, and the execute request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from engine.model import Webhook
+
+ExecutionId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^exec_[0-9]{1,16}_[0-9a-z]{5}$",
+        description="exec_<ms since epoch>_<5 base-36 characters>",
+    ),
+]
+BlueprintId = Annotated[str, msgspec.Meta(pattern=r"^bp_[0-9]{1,16}_[0-9a-z]{5}$")]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+Offset = Annotated[int, msgspec.Meta(ge=0)]
+Document = Annotated[
+    dict[str, Any],
+    msgspec.Meta(description="A blueprint document: {name, description?, nodes: [...]}"),
+]
+
+
+class Input(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    pass
+
+
+class Output(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    pass
+
+
+class ExecuteRequest(Input, frozen=True, kw_only=True):
+    """What starts an execution: a stored blueprint (by id, newest version unless given) or an
+    inline document, with its input and options."""
+
+    blueprint_id: BlueprintId | None = None
+    blueprint: Document | None = None
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    input: Any = None
+    metadata: dict[str, Any] = {}
+    debug: bool = False
+    trace_logs: bool = False
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    timeout_ms: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    webhook: Webhook | None = None

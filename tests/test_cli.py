@@ -1,0 +1,49 @@
+"""`blueprint serve` as users start it: a child process, flags and environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import ServerProcess, free_port
+
+
+@pytest.fixture
+def server_from_env(tmp_path: Path):
+    db = tmp_path / "sub" / "bp.db"
+    port = free_port()
+    server = ServerProcess(
+        [], env={"BLUEPRINT_PORT": str(port), "BLUEPRINT_DB": str(db)}, port=port
+    )
+    yield server, db
+    server.stop()
+
+
+def test_serve_takes_its_settings_from_the_environment(server_from_env):
+    server, db = server_from_env
+    assert db.exists()
+    # curl -G .../system.health --data-urlencode 'input={"json":null}', as the README shows
+    health = httpx.get(f"{server.url}/api/trpc/system.health", params={"input": '{"json":null}'})
+    assert health.json()["result"]["data"]["json"]["status"] == "ok"
+    batch = httpx.get(
+        f"{server.url}/api/trpc/system.health,system.procedures",
+        params={"batch": "1", "input": "{}"},
+    )
+    health_item, procedures_item = batch.json()
+    assert health_item["result"]["data"]["json"]["database"] == "ok"
+    paths = [p["path"] for p in procedures_item["result"]["data"]["json"]["procedures"]]
+    assert "system.health" in paths
+
+
+def test_serve_flags_choose_the_transformer_and_prefix(tmp_path: Path):
+    server = ServerProcess(
+        ["--db", str(tmp_path / "bp.db"), "--transformer", "none", "--prefix", "/trpc"]
+    )
+    try:
+        response = httpx.get(f"{server.url}/trpc/system.health")
+        assert response.json()["result"]["data"]["status"] == "ok"
+    finally:
+        server.stop()
+    assert "serving tRPC on" in server.output()
