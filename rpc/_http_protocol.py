@@ -43,7 +43,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
             return
         path, _, query = self.url.partition(b"?")
-        self.url = path[:_PARSE_URL_LIMIT]
+        if len(path) > _PARSE_URL_LIMIT:
+            # Too long to parse; the prefix left is enough for the endpoint to answer 413.
+            self._url_overflow = True
+            path = path[:_PARSE_URL_LIMIT]
+        self.url = path
         super().on_headers_complete()
         # The ASGI task was created but has not run yet, so the scope can still be completed.
         scope: Any = self.scope

@@ -92,7 +92,7 @@ def _child(container: Any, part: str) -> Any:
 
 
 def _index(container: list[Any], part: str) -> int:
-    if not part.isdigit() or int(part) >= len(container):
+    if not (part.isascii() and part.isdigit()) or int(part) >= len(container):
         raise SuperjsonError(f"meta path part {part!r} is not an index of the array")
     return int(part)
 
@@ -121,7 +121,7 @@ def _transform(value: Any, annotation: Any) -> Any:
     if annotation == "bigint":
         return _bigint(value)
     if annotation == "number":
-        if value not in _NUMBERS:
+        if not isinstance(value, str) or value not in _NUMBERS:
             raise SuperjsonError(f"unknown special number {value!r}")
         return _NUMBERS[value]
     if annotation == "set":

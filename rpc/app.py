@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -37,6 +38,19 @@ def package_version() -> str:
         return version("blueprint")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+class ProcedurePathConvertor(Convertor[str]):
+    """Any text, newlines included: Starlette's `path` stops at one, so `a%0Ab` would miss the
+    endpoint and `noinput%0A` would match `noinput`."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
 
 
 def build_registry(plugins: tuple[str, ...]) -> NodeRegistry:
@@ -82,9 +96,13 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
             await engine.close()
             await store.close()
 
+    register_url_convertor("procedures", ProcedurePathConvertor())
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        Route(settings.prefix.rstrip("/") + "/{path:path}", TRPCEndpoint(settings.max_body_bytes)),
+        Route(
+            settings.prefix.rstrip("/") + "/{path:procedures}",
+            TRPCEndpoint(settings.max_body_bytes),
+        ),
     ]
     middleware = []
     if settings.cors_origins:

@@ -156,9 +156,13 @@ _NOT_AN_ENVELOPE = 'Input is not a superjson envelope: send {"json": <input>}'
 
 
 def _revive(envelope: _Envelope) -> Any:
+    value = _decode_any(envelope.json)
     try:
-        return revive(_decode_any(envelope.json), envelope.meta)  # type: ignore[arg-type]
+        return revive(value, envelope.meta)  # type: ignore[arg-type]
     except SuperjsonError as exc:
+        raise RPCError(ErrorCode.PARSE_ERROR, f"Invalid superjson meta: {exc}") from None
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        # Meta shaped in a way no check above foresaw: still the client's fault, never a 500.
         raise RPCError(ErrorCode.PARSE_ERROR, f"Invalid superjson meta: {exc}") from None
 
 

@@ -227,7 +227,8 @@ class Resolver:
         self, raw: bytes | None, is_batch: bool, count: int
     ) -> list[bytes | msgspec.Raw | RPCError | None]:
         """Each call's raw input; a fault of the whole input becomes every call's error."""
-        wrappers = (2 if is_batch else 0) + (1 if self._transformer is Transformer.SUPERJSON else 0)
+        # The batch object and the superjson envelope are levels the client did not choose.
+        wrappers = int(is_batch) + int(self._transformer is Transformer.SUPERJSON)
         try:
             if raw:
                 codec.check_depth(raw, self._options.max_depth, wrappers)
@@ -248,7 +249,8 @@ class Resolver:
 
         def open_events() -> AsyncIterator[Any]:
             if raw:
-                codec.check_depth(raw, self._options.max_depth, 1)
+                envelope = int(self._transformer is Transformer.SUPERJSON)
+                codec.check_depth(raw, self._options.max_depth, envelope)
             value = codec.decode_value(raw, self._transformer)
             if last_event_id is not None and (value is None or value is codec.UNDEFINED):
                 value = {"lastEventId": last_event_id}
