@@ -7,7 +7,7 @@ CLIENT := tests/e2e/client
 .PHONY: run test lint bench clean
 
 run: $(VENV)/.installed
-	$(BIN)/blueprint serve --db data/blueprint.db
+	$(BIN)/blueprint serve --db data/blueprint.db --blueprints-dir blueprints --load-blueprints
 
 test: $(VENV)/.installed-dev $(CLIENT)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest
