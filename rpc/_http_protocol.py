@@ -1,20 +1,41 @@
-"""uvicorn's httptools protocol, taught to carry long URLs and to bound what it buffers.
+"""uvicorn's httptools protocol, bounded, and with a fast path for plain tRPC calls.
 
-tRPC queries carry their input in the URL, and the contract promises a tRPC 413 for inputs
-over our limit rather than an error from below. httptools parses URLs with 16-bit offsets, so
-it rejects any URL over 64 KiB; and uvicorn buffers a URL or headers of any size. This subclass
-splits long URLs itself, keeps at most `max_url_bytes` of one (flagging the scope so the
-endpoint answers 413), and refuses header sections over `max_header_bytes`.
+Bounds. tRPC queries carry their input in the URL, and the contract promises a tRPC 413 for
+inputs over our limit rather than an error from below. httptools parses URLs with 16-bit
+offsets, so it rejects any URL over 64 KiB; and uvicorn buffers a URL or headers of any size.
+This protocol splits long URLs itself, keeps at most `max_url_bytes` of one (flagging the scope
+so the endpoint answers 413), and refuses header sections over `max_header_bytes`.
+
+Fast path. Going through ASGI costs more per request than a status read does: the scope, the
+cycle, a task, the middleware stack. A plain call to the tRPC endpoint on an idle connection
+(GET or POST, not a stream, no CORS to apply) is instead handed to the same Resolver the
+Starlette endpoint uses, and its answer written directly; when the resolver can answer without
+waiting (a cached status), no task is created at all. Everything else, and every request
+pipelined behind another, takes uvicorn's ordinary path to the Starlette app.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Coroutine
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from rpc.errors import ErrorCode, RPCError
+from rpc.resolver import HTTPRequest, HTTPResponse, Resolver
 
 URL_TOO_LONG = "blueprint.url_too_long"
 _PARSE_URL_LIMIT = 0xFFFF
+_STATUS_LINES = {
+    200: b"HTTP/1.1 200 OK\r\n",
+    204: b"HTTP/1.1 204 No Content\r\n",
+    207: b"HTTP/1.1 207 Multi-Status\r\n",
+}
+log = logging.getLogger("blueprint.rpc")
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -57,11 +78,160 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 scope.setdefault("extensions", {})[URL_TOO_LONG] = True
 
 
-def bounded_protocol(
-    max_url_bytes: int, max_header_bytes: int = 64 * 1024
-) -> type[HttpToolsProtocol]:
+class _Exchange:
+    """One request on the fast path. It stands in for uvicorn's cycle (`self.cycle`), so
+    uvicorn's own bookkeeping (pipelining, disconnects, shutdown) sees a request in flight."""
+
+    __slots__ = ("body", "disconnected", "keep_alive", "request", "response_complete", "too_large")
+
+    def __init__(self, request: HTTPRequest, keep_alive: bool) -> None:
+        self.request = request
+        self.keep_alive = keep_alive
+        self.body = bytearray()
+        self.too_large = False
+        self.disconnected = False
+        self.response_complete = False
+
+    @property
+    def message_event(self) -> _Exchange:
+        return self
+
+    def set(self) -> None:
+        """uvicorn wakes its cycle's reader with `message_event.set()`; nothing waits here."""
+
+
+class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
+    """Set by `trpc_protocol`: the endpoint's prefix, and whether CORS must see requests."""
+
+    trpc_prefix = b"/api/trpc/"
+    cors_enabled = False
+    max_body_bytes = 1024 * 1024
+
+    def on_headers_complete(self) -> None:
+        exchange = self._fast_exchange()
+        if exchange is None:
+            super().on_headers_complete()
+        else:
+            self.cycle = exchange  # type: ignore[assignment]
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.cycle
+        if not isinstance(exchange, _Exchange):
+            super().on_body(body)
+        elif len(exchange.body) + len(body) > self.max_body_bytes:
+            exchange.too_large = True
+        else:
+            exchange.body += body
+
+    def on_message_complete(self) -> None:
+        exchange = self.cycle
+        if not isinstance(exchange, _Exchange):
+            super().on_message_complete()
+            return
+        resolver: Resolver = self.app_state["resolver"]
+        request = exchange.request
+        if exchange.too_large:
+            answer: HTTPResponse | Coroutine[Any, Any, HTTPResponse] = resolver.reject(
+                RPCError(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"Request body over the limit of {self.max_body_bytes} bytes",
+                )
+            )
+        else:
+            request.body = bytes(exchange.body)
+            answer = resolver.start(request)
+        if isinstance(answer, HTTPResponse):
+            self._reply(exchange, answer)
+        else:
+            task = self.loop.create_task(self._reply_later(exchange, answer))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+
+    def _fast_exchange(self) -> _Exchange | None:
+        """An exchange for this request if the fast path can take it, else None."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return None  # pipelined behind a request in flight: keep uvicorn's ordering
+        if self._url_overflow or len(self.url) > _PARSE_URL_LIMIT:
+            return None
+        method = self.parser.get_method()
+        if method not in (b"GET", b"POST") or self.parser.should_upgrade():
+            return None
+        url = httptools.parse_url(self.url)
+        raw_path = url.path
+        if not raw_path.startswith(self.trpc_prefix):
+            return None
+        headers: dict[str, str] = {}
+        for name, value in self.headers:
+            if name in (b"expect", b"trpc-accept") or (name == b"origin" and self.cors_enabled):
+                return None
+            if name == b"accept" and b"jsonl" in value:
+                return None
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+        path = raw_path[len(self.trpc_prefix) :].decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        resolver: Resolver | None = self.app_state.get("resolver")
+        if resolver is None or resolver.is_subscription(path):
+            return None
+        client = self.client[0] if self.client else None
+        request = HTTPRequest(method.decode(), path, url.query or b"", headers, b"", client)
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        return _Exchange(request, keep_alive)
+
+    async def _reply_later(
+        self, exchange: _Exchange, answer: Coroutine[Any, Any, HTTPResponse]
+    ) -> None:
+        try:
+            response = await answer
+        except Exception:
+            log.exception("the resolver failed on %s", exchange.request.path)
+            error = RPCError(ErrorCode.INTERNAL_SERVER_ERROR, "Internal server error")
+            response = self.app_state["resolver"].reject(error)
+        if not exchange.disconnected:
+            self._reply(exchange, response)
+
+    def _reply(self, exchange: _Exchange, response: HTTPResponse) -> None:
+        status_line = _STATUS_LINES.get(response.status) or b"HTTP/1.1 %d %s\r\n" % (
+            response.status,
+            _reason(response.status),
+        )
+        head = [status_line]
+        for raw_name, raw_value in self.server_state.default_headers:
+            head.append(b"%s: %s\r\n" % (raw_name, raw_value))
+        for name, value in response.headers:
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if response.status != 204:
+            head.append(b"content-length: %d\r\n" % len(response.body))
+        if not exchange.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if response.status != 204 and exchange.request.method != "HEAD":
+            head.append(response.body)
+        self.transport.write(b"".join(head))
+        exchange.response_complete = True
+        if exchange.keep_alive:
+            self.on_response_complete()
+        else:
+            self.transport.close()
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def trpc_protocol(
+    *, prefix: str, cors_enabled: bool, max_body_bytes: int, max_url_bytes: int
+) -> type[TRPCHttpToolsProtocol]:
     return type(
-        "BoundedHttpToolsProtocol",
-        (BoundedHttpToolsProtocol,),
-        {"max_url_bytes": max_url_bytes, "max_header_bytes": max_header_bytes},
+        "TRPCHttpToolsProtocol",
+        (TRPCHttpToolsProtocol,),
+        {
+            "trpc_prefix": prefix.rstrip("/").encode() + b"/",
+            "cors_enabled": cors_enabled,
+            "max_body_bytes": max_body_bytes,
+            "max_url_bytes": max_url_bytes,
+        },
     )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from rpc._http_protocol import bounded_protocol
+from rpc._http_protocol import trpc_protocol
 from rpc.app import create_app
 from rpc.codec import Transformer
 from rpc.router import RouterTree
@@ -117,7 +117,12 @@ def uvicorn_config(settings: Settings, router: RouterTree | None = None) -> uvic
         create_app(settings, router),
         host=settings.host,
         port=settings.port,
-        http=bounded_protocol(settings.max_url_bytes),
+        http=trpc_protocol(
+            prefix=settings.prefix,
+            cors_enabled=bool(settings.cors_origins),
+            max_body_bytes=settings.max_body_bytes,
+            max_url_bytes=settings.max_url_bytes,
+        ),
         loop="uvloop",
         lifespan="on",
         log_level=settings.log_level,

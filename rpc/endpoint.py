@@ -31,8 +31,11 @@ class TRPCEndpoint:
         except _ClientGone:
             return
         if response.stream is None:
-            length = (b"content-length", str(len(response.body)).encode())
-            await _send_head(send, response, length)
+            # A 204 carries no body and, by RFC 9110, no Content-Length either.
+            length = (
+                () if response.status == 204 else ((b"content-length", b"%d" % len(response.body)),)
+            )
+            await _send_head(send, response, *length)
             await send({"type": "http.response.body", "body": response.body})
         else:
             await _send_head(send, response)

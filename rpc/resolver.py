@@ -8,7 +8,7 @@ its batch; only request-level faults (batch too large, mixed kinds) answer as a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes
@@ -67,6 +67,9 @@ _OVERRIDE_METHODS = {
 }
 
 
+_RawInput = bytes | msgspec.Raw | RPCError | None  #: a call's input bytes, or why it has none
+
+
 class _Outcome(NamedTuple):
     """One call's answer: its HTTP status, its envelope and the headers it asks for."""
 
@@ -95,8 +98,15 @@ class Resolver:
         self._transformer = options.transformer
 
     async def resolve(self, req: HTTPRequest) -> HTTPResponse:
+        answer = self.start(req)
+        return answer if isinstance(answer, HTTPResponse) else await answer
+
+    def start(self, req: HTTPRequest) -> HTTPResponse | Coroutine[Any, Any, HTTPResponse]:
+        """The synchronous half of a request: parsing, checks, input decoding, and any answer a
+        procedure can give from memory (`peek`). Returns the response when that settles it,
+        else a coroutine that finishes the work; a transport can skip a task for the former."""
         try:
-            return await self._resolve(req)
+            return self._start(req)
         except RPCError as err:
             return self.reject(err)
 
@@ -105,7 +115,11 @@ class Resolver:
         outcome = self._failure(err, path, self._transformer)
         return HTTPResponse(outcome.status, [*_JSON_HEADERS, *outcome.headers], outcome.body)
 
-    async def _resolve(self, req: HTTPRequest) -> HTTPResponse:
+    def is_subscription(self, path: str) -> bool:
+        proc = self._procedures.get(path)
+        return proc is not None and proc.kind is Kind.SUBSCRIPTION
+
+    def _start(self, req: HTTPRequest) -> HTTPResponse | Coroutine[Any, Any, HTTPResponse]:
         if req.method == "HEAD":
             return HTTPResponse(204, [])
         if req.method not in ("GET", "POST"):
@@ -140,14 +154,42 @@ class Resolver:
         inputs = self._split_inputs(raw, is_batch, len(paths))
         if wants_jsonl:
             return self._stream_batch(ctx, req.method, paths, procs, inputs)
-        return await self._answer(ctx, req.method, paths, procs, inputs, is_batch)
-
-    async def _answer(self, ctx, method, paths, procs, inputs, is_batch) -> HTTPResponse:  # type: ignore[no-untyped-def]
-        transformer = self._transformer
         if not is_batch:
-            outcome = await self._call(ctx, method, paths[0], procs[0], inputs[0], transformer)
-            headers = [*_JSON_HEADERS, *outcome.headers] if outcome.headers else _JSON_HEADERS
-            return HTTPResponse(outcome.status, headers, outcome.body)
+            return self._single(ctx, req.method, paths[0], procs[0], inputs[0])
+        return self._batch(ctx, req.method, paths, procs, inputs)
+
+    def _single(
+        self, ctx: Any, method: str, path: str, proc: Procedure | None, raw: _RawInput
+    ) -> HTTPResponse | Coroutine[Any, Any, HTTPResponse]:
+        try:
+            proc, value = self._prepare_call(ctx, method, path, proc, raw)
+            if proc.peek is not None:
+                output = proc.peek(ctx, value)
+                if output is not None:
+                    return self._respond(
+                        _Outcome(200, codec.encode_result(output, self._transformer))
+                    )
+        except Exception as exc:
+            return self._respond(self._failure(exc, path, self._transformer))
+        return self._finish_single(ctx, path, proc, value)
+
+    async def _finish_single(
+        self, ctx: Any, path: str, proc: Procedure, value: Any
+    ) -> HTTPResponse:
+        try:
+            output = await proc.handler(ctx, value)
+            outcome = _Outcome(200, codec.encode_result(output, self._transformer))
+        except Exception as exc:
+            outcome = self._failure(exc, path, self._transformer)
+        return self._respond(outcome)
+
+    @staticmethod
+    def _respond(outcome: _Outcome) -> HTTPResponse:
+        headers = [*_JSON_HEADERS, *outcome.headers] if outcome.headers else _JSON_HEADERS
+        return HTTPResponse(outcome.status, headers, outcome.body)
+
+    async def _batch(self, ctx, method, paths, procs, inputs) -> HTTPResponse:  # type: ignore[no-untyped-def]
+        transformer = self._transformer
         outcomes = await asyncio.gather(
             *(
                 self._call(ctx, method, path, proc, raw, transformer)
@@ -176,18 +218,24 @@ class Resolver:
         method: str,
         path: str,
         proc: Procedure | None,
-        raw: bytes | msgspec.Raw | RPCError | None,
+        raw: _RawInput,
         transformer: Transformer,
     ) -> _Outcome:
         try:
-            proc = self._check_call(ctx, method, path, proc)
-            if isinstance(raw, RPCError):
-                raise raw
-            value = codec.decode_input(raw, proc.codec, self._transformer)
+            proc, value = self._prepare_call(ctx, method, path, proc, raw)
             output = await proc.handler(ctx, value)
             return _Outcome(200, codec.encode_result(output, transformer))
         except Exception as exc:
             return self._failure(exc, path, transformer)
+
+    def _prepare_call(
+        self, ctx: Any, method: str, path: str, proc: Procedure | None, raw: _RawInput
+    ) -> tuple[Procedure, Any]:
+        """The procedure, checked for this method and caller, and its decoded input."""
+        proc = self._check_call(ctx, method, path, proc)
+        if isinstance(raw, RPCError):
+            raise raw
+        return proc, codec.decode_input(raw, proc.codec, self._transformer)
 
     def _check_call(self, ctx: Any, method: str, path: str, proc: Procedure | None) -> Procedure:
         if proc is None:
@@ -223,9 +271,7 @@ class Resolver:
                 )
         return raw
 
-    def _split_inputs(
-        self, raw: bytes | None, is_batch: bool, count: int
-    ) -> list[bytes | msgspec.Raw | RPCError | None]:
+    def _split_inputs(self, raw: bytes | None, is_batch: bool, count: int) -> list[_RawInput]:
         """Each call's raw input; a fault of the whole input becomes every call's error."""
         # The batch object and the superjson envelope are levels the client did not choose.
         wrappers = int(is_batch) + int(self._transformer is Transformer.SUPERJSON)

@@ -54,9 +54,16 @@ class Procedure:
     output_type: Any
     description: str
     codec: InputCodec = field(repr=False, compare=False)
+    #: An answer from memory, or None to run the handler: lets a transport skip a task.
+    peek: Callable[[Any, Any], Any] | None = None
 
 
-def procedure(kind: Kind, handler: Callable[..., Any], scope: Scope) -> Procedure:
+def procedure(
+    kind: Kind,
+    handler: Callable[..., Any],
+    scope: Scope,
+    peek: Callable[[Any, Any], Any] | None = None,
+) -> Procedure:
     """A Procedure whose types come from the handler's annotations."""
     hints = typing.get_type_hints(handler)
     params = list(inspect.signature(handler).parameters)
@@ -76,11 +83,14 @@ def procedure(kind: Kind, handler: Callable[..., Any], scope: Scope) -> Procedur
         output_type=output_type,
         description=inspect.getdoc(handler) or "",
         codec=InputCodec(input_type),
+        peek=peek,
     )
 
 
-def query(handler: Callable[..., Any], scope: Scope) -> Procedure:
-    return procedure(Kind.QUERY, handler, scope)
+def query(
+    handler: Callable[..., Any], scope: Scope, peek: Callable[[Any, Any], Any] | None = None
+) -> Procedure:
+    return procedure(Kind.QUERY, handler, scope, peek)
 
 
 def mutation(handler: Callable[..., Any], scope: Scope) -> Procedure:

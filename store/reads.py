@@ -34,11 +34,17 @@ class ExecutionReads:
         self._db = db
         self._cache = cache
 
+    def cached_status(
+        self, execution_id: str, logs_limit: int, include: Iterable[str] = ()
+    ) -> bytes | None:
+        """The status from memory if it is there: a finished execution read before."""
+        return self._cache.get(execution_id, _variant(logs_limit, include))
+
     async def status(
         self, execution_id: str, logs_limit: int, include: Iterable[str] = ()
     ) -> bytes | None:
         """The execution status as JSON bytes, or None for an unknown id."""
-        variant = (logs_limit, tuple(sorted(set(include))))
+        variant = _variant(logs_limit, include)
         cached = self._cache.get(execution_id, variant)
         if cached is not None:
             return cached
@@ -85,6 +91,10 @@ class ExecutionReads:
     ) -> tuple[int, list[Execution]]:
         where, args = _filters(status=status, blueprint_id=blueprint_id, batch_id=batch_id)
         return await run_on_thread(self._db, _list_executions, where, args, limit, offset)
+
+
+def _variant(logs_limit: int, include: Iterable[str]) -> tuple[int, tuple[str, ...]]:
+    return (logs_limit, tuple(sorted(set(include))) if include else ())
 
 
 def read_status(

@@ -121,6 +121,13 @@ async def get_execution_status(ctx: Context, input: StatusInput) -> ExecutionSta
     return await read_status(ctx, input.execution_id, input.logs_limit, input.include)
 
 
+def peek_execution_status(ctx: Context, input: StatusInput) -> ExecutionStatus | None:
+    body = ctx.services.store.executions.cached_status(
+        input.execution_id, input.logs_limit, input.include
+    )
+    return None if body is None else msgspec.Raw(body)  # type: ignore[return-value]
+
+
 async def read_status(
     ctx: Context, execution_id: str, logs_limit: int, include: list[Include] | tuple[()]
 ) -> ExecutionStatus:
@@ -219,7 +226,9 @@ def _summary(record: Execution) -> ExecutionSummary:
 
 router: dict[str, Procedure] = {
     "executeBlueprintWithLogging": mutation(execute_blueprint_with_logging, Scope.EXECUTIONS_WRITE),
-    "getExecutionStatus": query(get_execution_status, Scope.EXECUTIONS_READ),
+    "getExecutionStatus": query(
+        get_execution_status, Scope.EXECUTIONS_READ, peek=peek_execution_status
+    ),
     "list": query(list_, Scope.EXECUTIONS_READ),
     "listActive": query(list_active, Scope.EXECUTIONS_READ),
     "getLogs": query(get_logs, Scope.EXECUTIONS_READ),

@@ -1,0 +1,139 @@
+"""The transport: the fast path answers exactly as the ASGI path does, and HTTP/1.1 holds."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+
+from tests import sample_router
+
+TRPC = "/api/trpc"
+REQUESTS = [
+    ("GET", "/noinput", None),
+    ("GET", "/greet?input=" + quote('{"json":{"name":"ann"}}'), None),
+    ("GET", "/greet?input=" + quote('{"json":{"name":5}}'), None),
+    ("GET", "/greet,noinput,forbidden?batch=1&input=" + quote('{"0":{"json":{"name":"b"}}}'), None),
+    ("GET", "/nope", None),
+    ("GET", "/math.add", None),
+    ("POST", "/math.add", b'{"json":{"a":1,"b":2}}'),
+    ("POST", "/noinput", b""),
+    ("POST", "/math.add", b'{"json":'),
+]
+
+
+@pytest.fixture(scope="module")
+def cors_server(tmp_path_factory):
+    from rpc.settings import Settings
+    from tests.servers import running_server
+
+    db = tmp_path_factory.mktemp("cors") / "bp.db"
+    settings = Settings(db=str(db), cors_origins=("http://app.test",))
+    with running_server(settings, sample_router.router) as url:
+        yield url
+
+
+@pytest.mark.parametrize(("method", "target", "body"), REQUESTS)
+def test_the_fast_path_answers_as_the_asgi_path_does(cors_server, method, target, body):
+    # With CORS on, a request with an Origin goes through Starlette; one without, the fast path.
+    headers = {"content-type": "application/json"} if body is not None else {}
+    fast = httpx.request(method, cors_server + TRPC + target, content=body, headers=headers)
+    slow = httpx.request(
+        method,
+        cors_server + TRPC + target,
+        content=body,
+        headers={**headers, "origin": "http://app.test"},
+    )
+    assert "access-control-allow-origin" not in fast.headers
+    assert slow.headers["access-control-allow-origin"] == "http://app.test"
+    assert fast.status_code == slow.status_code
+    assert fast.json() == slow.json()
+    assert fast.headers["content-type"] == slow.headers["content-type"]
+    assert fast.headers.get("allow") == slow.headers.get("allow")
+
+
+def exchange(
+    base: str, raw: bytes, expect: int = 1, timeout: float = 10
+) -> list[tuple[int, dict, bytes]]:
+    """Send raw bytes on one connection; read `expect` responses."""
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(raw)
+        reader = sock.makefile("rb")
+        responses = []
+        for _ in range(expect):
+            status = int(reader.readline().split()[1])
+            headers = {}
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            responses.append((status, headers, reader.read(length)))
+        return responses
+
+
+def test_pipelined_requests_are_answered_in_order(sample_server):
+    requests = b"".join(
+        f"GET {TRPC}/{path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        for path in ("sleep?input=" + quote('{"json":{"ms":150}}'), "noinput", "nope", "noinput")
+    )
+    responses = exchange(sample_server, requests, expect=4)
+    assert [status for status, _, _ in responses] == [200, 200, 404, 200]
+    assert json.loads(responses[0][2]) == {"result": {"data": {"json": 150}}}
+
+
+def test_connection_close_and_http_1_0_close_after_the_answer(sample_server):
+    for request in (
+        f"GET {TRPC}/noinput HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        f"GET {TRPC}/noinput HTTP/1.0\r\n\r\n",
+    ):
+        [(status, headers, body)] = exchange(sample_server, request.encode())
+        assert status == 200
+        assert headers.get("connection") == "close"
+        assert json.loads(body)["result"]["data"]["json"] == "ok"
+
+
+def test_a_chunked_body_reaches_the_procedure(sample_server):
+    body = b'{"json":{"a":2,"b":40}}'
+    request = (
+        f"POST {TRPC}/math.add HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        "transfer-encoding: chunked\r\n\r\n"
+    ).encode() + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    [(status, _, reply)] = exchange(sample_server, request)
+    assert (status, json.loads(reply)) == (200, {"result": {"data": {"json": 42}}})
+
+
+def test_a_chunked_body_over_the_limit_is_413_on_the_fast_path(make_server):
+    url = make_server(sample_router.router, max_body_bytes=100)
+    chunk = b"x" * 80
+    request = (
+        (
+            f"POST {TRPC}/math.add HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            "transfer-encoding: chunked\r\n\r\n"
+        ).encode()
+        + (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 3
+        + b"0\r\n\r\n"
+    )
+    [(status, _, reply)] = exchange(url, request)
+    assert status == 413
+    assert json.loads(reply)["error"]["json"]["data"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_head_answers_no_body(sample_server):
+    [(status, headers, body)] = exchange(
+        sample_server, f"HEAD {TRPC}/noinput HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    assert (status, body) == (204, b"")
+    assert "content-length" not in headers
+
+
+def test_a_client_that_leaves_mid_call_does_not_hurt_the_server(sample_server):
+    parts = urlsplit(sample_server)
+    for _ in range(5):
+        with socket.create_connection((parts.hostname, parts.port)) as sock:
+            target = f"{TRPC}/sleep?input=" + quote('{"json":{"ms":100}}')
+            sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert httpx.get(sample_server + TRPC + "/noinput").status_code == 200
