@@ -16,6 +16,8 @@ from engine.records import ErrorInfo
 
 async def invoke(planned: PlannedNode, ctx: NodeContext) -> Any:
     """The handler's output as plain JSON data; raises NodeError for every kind of failure."""
+    if planned.node_type.inline:
+        return invoke_inline(planned, ctx)
     handler = planned.node_type.handler
     assert handler is not None, "waiting node types are handled by the scheduler"
     timeout_ms = planned.node.timeout_ms
@@ -33,6 +35,23 @@ async def invoke(planned: PlannedNode, ctx: NodeContext) -> Any:
         raise
     except Exception as exc:
         raise NodeError("NODE_ERROR", f"{type(exc).__name__}: {exc}") from exc
+    return _as_data(planned, output)
+
+
+def invoke_inline(planned: PlannedNode, ctx: NodeContext) -> Any:
+    """As `invoke`, for a handler that returns at once and may run on the event loop."""
+    handler = planned.node_type.handler
+    assert handler is not None
+    try:
+        output = handler(ctx, planned.config)
+    except NodeError:
+        raise
+    except Exception as exc:
+        raise NodeError("NODE_ERROR", f"{type(exc).__name__}: {exc}") from exc
+    return _as_data(planned, output)
+
+
+def _as_data(planned: PlannedNode, output: Any) -> Any:
     if planned.node_type.plain_output:
         return output
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-_second_cache: list[object] = [None, ""]
+_last: list[object] = [None, ""]  #: the last millisecond formatted, and its text
+_second: list[object] = [None, ""]  #: the last second formatted, and its text
 
 
 def now_ms() -> int:
@@ -13,12 +14,17 @@ def now_ms() -> int:
 
 
 def iso_ms(epoch_ms: int) -> str:
-    """`2024-12-01T10:00:00.000Z`; the second's text is cached, as most calls share one."""
+    """`2024-12-01T10:00:00.000Z`. Transitions stamp several fields in one millisecond, so the
+    last answer (and the last second's text) is kept."""
+    if _last[0] == epoch_ms:
+        return _last[1]  # type: ignore[return-value]
     seconds, millis = divmod(epoch_ms, 1000)
-    if _second_cache[0] != seconds:
-        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        _second_cache[0] = seconds
-    return f"{_second_cache[1]}.{millis:03d}Z"
+    if _second[0] != seconds:
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second[0] = seconds
+    text = f"{_second[1]}.{millis:03d}Z"
+    _last[0], _last[1] = epoch_ms, text
+    return text
 
 
 def now_iso() -> str:

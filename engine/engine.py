@@ -19,7 +19,7 @@ from engine.ports import EventSink, ResumeSource
 from engine.records import Execution, ExecutionStatus, LogLevel, Step, StepStatus
 from engine.registry import NodeRegistry
 from engine.run import ExecutionRun, RunEnvironment
-from engine.validation import DEFAULT_MAX_NODES, validate_blueprint
+from engine.validation import DEFAULT_MAX_NODES, compile_blueprint
 
 
 class EngineLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,11 +55,15 @@ class Engine:
 
     def validate(self, document: Any) -> Blueprint:
         """The blueprint, or BlueprintInvalid listing every problem."""
-        return validate_blueprint(document, self.registry, self.limits.max_nodes)
+        return self.compile(document).blueprint
+
+    def compile(self, document: Any) -> Plan:
+        """The blueprint compiled to run (configs parsed once), or BlueprintInvalid."""
+        return compile_blueprint(document, self.registry, self.limits.max_nodes)
 
     async def start(
         self,
-        blueprint: Blueprint,
+        blueprint: Blueprint | Plan,
         *,
         blueprint_id: str | None,
         blueprint_version: int | None,
@@ -72,7 +76,7 @@ class Engine:
         """Create an execution of a blueprint from `validate` and admit it; returns once its
         creation is durable."""
         options = options or RunOptions()
-        plan = Plan.build(blueprint, self.registry)
+        plan = blueprint if isinstance(blueprint, Plan) else Plan.build(blueprint, self.registry)
         now = now_ms()
         created = iso_ms(now)
         execution = Execution(
@@ -112,6 +116,7 @@ class Engine:
         )
         run.log(LogLevel.INFO, f"Execution queued: {plan.blueprint.name}")
         self._runs[execution.id] = run
+        run.arm_timeout()
         self._admit(run)
         await self.sink.flush()
         return run.execution
@@ -158,6 +163,7 @@ class Engine:
                 last_seq=item.last_seq,
             )
             self._runs[run.id] = run
+            run.arm_timeout()
             if run.status is ExecutionStatus.QUEUED:
                 self._admit(run)
             elif run.status is ExecutionStatus.RUNNING:
@@ -182,6 +188,9 @@ class Engine:
             run.start()
         else:
             self._queue.append(run)
+            if run.execution.trace_logs:
+                limit = self.limits.max_running_executions
+                run.log(LogLevel.TRACE, f"Waiting for a slot: {limit} executions are running")
 
     def _finished(self, run: ExecutionRun) -> None:
         self._runs.pop(run.id, None)

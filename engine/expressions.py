@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from typing import Any
 
 import jmespath
@@ -27,7 +28,10 @@ def compile_expression(source: str) -> Any:
     if not source.strip():
         raise ExpressionError("expression is empty")
     try:
-        return jmespath.compile(source)
+        with warnings.catch_warnings():
+            # Old-style literals (`foo` for "foo") still parse; the warning says nothing useful.
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            return jmespath.compile(source)
     except jmespath.exceptions.JMESPathError as exc:
         raise ExpressionError(f"invalid expression {source!r}: {_first_line(exc)}") from None
 
@@ -66,7 +70,8 @@ def _render_string(text: str, context: dict[str, Any]) -> Any:
     if "{{" not in text:
         return text
     whole = _TEMPLATE.fullmatch(text.strip())
-    if whole:
+    # `{{ a }}-{{ b }}` also fullmatches, with "a }}-{{ b" inside: that is two templates.
+    if whole and "}}" not in whole.group(1):
         return evaluate(whole.group(1).strip(), context)
     return _TEMPLATE.sub(lambda m: _as_text(evaluate(m.group(1).strip(), context)), text)
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from engine.model import Blueprint, Node
 from engine.registry import NodeRegistry, NodeType
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedNode:
+class PlannedNode(msgspec.Struct, frozen=True, kw_only=True):
     index: int
     node: Node
     node_type: NodeType
@@ -26,15 +27,17 @@ class PlannedNode:
         return not self.dependants
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     blueprint: Blueprint
     nodes: tuple[PlannedNode, ...]
     index_of: dict[str, int]
 
     @classmethod
-    def build(cls, blueprint: Blueprint, registry: NodeRegistry) -> Plan:
-        """Assumes `blueprint` passed validation against `registry`."""
+    def build(
+        cls, blueprint: Blueprint, registry: NodeRegistry, configs: Mapping[str, Any] | None = None
+    ) -> Plan:
+        """Assumes `blueprint` passed validation against `registry`; `configs` are the parsed
+        configs by node id, when validation has them already."""
         index_of = {node.id: i for i, node in enumerate(blueprint.nodes)}
         dependants: list[list[int]] = [[] for _ in blueprint.nodes]
         for i, node in enumerate(blueprint.nodes):
@@ -45,7 +48,7 @@ class Plan:
             node_type = registry.get(node.type)
             if node_type is None:
                 raise ValueError(f"node type {node.type!r} is not registered")
-            config = node_type.parse_config(node.config)
+            config = configs[node.id] if configs else node_type.parse_config(node.config)
             branches = _branches(node, index_of)
             planned.append(
                 PlannedNode(

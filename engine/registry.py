@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from engine.records import PauseReason
 if TYPE_CHECKING:
     from engine.context import NodeContext
 
-Handler = Callable[["NodeContext", Any], Awaitable[Any]]
+Handler = Callable[["NodeContext", Any], Any]  #: async, or a plain def for inline types
 PythonFunction = Callable[[dict[str, Any]], Any]
 
 
@@ -32,6 +33,8 @@ class NodeType:
     check: Callable[[Any], list[str]] | None = None  #: problems a schema cannot express
     #: The handler returns plain JSON data already (built-ins do), so it is not converted.
     plain_output: bool = False
+    #: A plain function that returns at once: run on the event loop, with no task of its own.
+    inline: bool = False
 
     def parse_config(self, raw: dict[str, Any]) -> Any:
         """The config as its Struct; raises msgspec.ValidationError naming the field."""
@@ -61,10 +64,17 @@ class NodeRegistry:
         description: str = "",
         check: Callable[[Any], list[str]] | None = None,
         plain_output: bool = False,
+        inline: bool = False,
     ) -> Callable[[Handler], Handler]:
-        """Decorator: register `async def handler(ctx, config) -> output` as node type `name`."""
+        """Decorator: register `async def handler(ctx, config) -> output` as node type `name`.
+
+        `inline=True` takes a plain `def` instead, run on the event loop without a task: only
+        for work that never blocks or waits (built-ins like transform use it)."""
 
         def register(handler: Handler) -> Handler:
+            if inspect.iscoroutinefunction(handler) == inline:
+                kind = "a plain def (inline=True)" if inline else "an async def"
+                raise TypeError(f"node type {name!r}: the handler must be {kind}")
             summary = (handler.__doc__ or "").strip().split("\n", 1)[0]
             self.add(
                 NodeType(
@@ -74,6 +84,7 @@ class NodeRegistry:
                     handler,
                     check=check,
                     plain_output=plain_output,
+                    inline=inline,
                 )
             )
             return handler

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import msgspec
 
-from engine import attempts
+from engine import attempts, expressions
 from engine.clock import iso_ms, now_ms, parse_iso_ms
 from engine.context import NodeContext
 from engine.errors import NodeError
 from engine.events import ExecutionUpdated, LogAppended, StepUpdated
 from engine.model import RunOptions
-from engine.plan import Plan
+from engine.plan import Plan, PlannedNode
 from engine.ports import EventSink
 from engine.records import (
     Attempt,
@@ -40,6 +40,8 @@ from engine.records import (
 )
 
 replace = msgspec.structs.replace
+#: Inline nodes started in one go before the loop gets a turn.
+_INLINE_BUDGET = 256
 log = logging.getLogger("blueprint.engine")
 
 
@@ -88,6 +90,10 @@ class ExecutionRun:
         self._waiting_on: int | None = None
         self._timeout: asyncio.TimerHandle | None = None
         self._detached = False
+        self._advancing = False
+        self._dirty = False  #: the execution record changed since it was last sent
+        #: Steps changed since last sent, with the output etc. to send with them.
+        self._dirty_steps: dict[int, dict[str, Any]] = {}
         for index, output in (outputs or {}).items():
             self._record_output(index, output, self.steps[index].status)
 
@@ -109,7 +115,6 @@ class ExecutionRun:
         """queued -> running: schedule the nodes without dependencies."""
         self._set_execution(status=ExecutionStatus.RUNNING)
         self.log(LogLevel.INFO, f"Execution started: {len(self.steps)} nodes")
-        self._arm_timeout()
         self._ready.extend(p.index for p in self.plan.nodes if not p.dependencies)
         self._advance()
 
@@ -133,8 +138,7 @@ class ExecutionRun:
                 self._ready.append(planned.index)
         if self.status is ExecutionStatus.RUNNING:
             self.log(LogLevel.WARN, "Resumed after a server restart")
-            self._arm_timeout()
-            self._advance()
+        self._advance()
 
     def detach(self) -> None:
         """Stop running without recording anything: the server is shutting down, and a restart
@@ -153,6 +157,7 @@ class ExecutionRun:
             status=ExecutionStatus.PAUSED, pause_reason=PauseReason.MANUAL, paused_node_id=None
         )
         self.log(LogLevel.INFO, "Paused by a client: no new node starts until continued")
+        self._flush()
         self.env.on_paused(self)
         return None
 
@@ -182,6 +187,7 @@ class ExecutionRun:
             return "execution is not paused at a breakpoint"
         index = self._waiting_on
         assert index is not None
+        self._waiting_on = None
         self._resume()
         self._skip([index], "skipped at its breakpoint by a client")
         self._advance()
@@ -218,6 +224,7 @@ class ExecutionRun:
     def set_trace_logs(self, enabled: bool) -> None:
         self._set_execution(trace_logs=enabled)
         self.log(LogLevel.INFO, f"Trace logs {'on' if enabled else 'off'}")
+        self._advance()
 
     def time_out(self) -> None:
         message = f"execution timed out after {self.options.timeout_ms} ms"
@@ -230,8 +237,9 @@ class ExecutionRun:
     ) -> None:
         if self._detached or (level is LogLevel.TRACE and not self.execution.trace_logs):
             return
-        if len(message) > self.env.log_message_bytes:
-            message = message[: self.env.log_message_bytes] + "... (truncated)"
+        limit = self.env.log_message_bytes
+        if len(message) * 4 > limit and len(encoded := message.encode()) > limit:
+            message = encoded[:limit].decode("utf-8", "ignore") + "... (truncated)"
         self._seq += 1
         entry = LogEntry(
             seq=self._seq,
@@ -246,20 +254,42 @@ class ExecutionRun:
     # Scheduling
 
     def _advance(self) -> None:
-        """Start what is ready within the limit, then finish if nothing is left."""
+        """Start what is ready within the limits, finish if nothing is left, and send the
+        execution record if it changed. Every transition ends here."""
+        if self._advancing:
+            return  # the outer call's loop takes up whatever this one would have done
+        self._advancing = True
+        try:
+            self._start_ready()
+            self._finish_if_done()
+        finally:
+            self._advancing = False
+        self._flush()
+
+    def _start_ready(self) -> None:
         limit = self.env.node_concurrency
+        budget = _INLINE_BUDGET
         while self._ready and self.status is ExecutionStatus.RUNNING and len(self._tasks) < limit:
+            if budget == 0:
+                # Inline nodes run without yielding: let the server breathe, then go on.
+                asyncio.get_running_loop().call_soon(self._advance)
+                return
+            budget -= 1
             self._begin(self._ready.popleft())
-        if not self._tasks and not self._ready and self.status is ExecutionStatus.RUNNING:
-            finals = sum(n for status, n in self._counts.items() if status.is_final)
-            if finals == len(self.steps):
-                self._finish(ExecutionStatus.COMPLETED)
-            else:
-                # Unreachable if the transitions are right; failing beats hanging forever.
-                stuck = ErrorInfo(
-                    code="INTERNAL", message="no step can run and some never finished"
-                )
-                self._end_early(ExecutionStatus.FAILED, stuck, "Execution stuck: " + stuck.message)
+        if self._ready and self.execution.trace_logs and self.status is ExecutionStatus.RUNNING:
+            waiting = len(self._ready)
+            self.log(LogLevel.TRACE, f"{waiting} ready node(s) wait: {limit} already running")
+
+    def _finish_if_done(self) -> None:
+        if self._tasks or self._ready or self.status is not ExecutionStatus.RUNNING:
+            return
+        finals = sum(n for status, n in self._counts.items() if status.is_final)
+        if finals == len(self.steps):
+            self._finish(ExecutionStatus.COMPLETED)
+        else:
+            # Unreachable if the transitions are right; failing beats hanging forever.
+            stuck = ErrorInfo(code="INTERNAL", message="no step can run and some never finished")
+            self._end_early(ExecutionStatus.FAILED, stuck, "Execution stuck: " + stuck.message)
 
     def _begin(self, index: int) -> None:
         planned = self.plan.nodes[index]
@@ -267,15 +297,37 @@ class ExecutionRun:
             self._pause_on(index, planned.node_type.waits)
         elif planned.node.breakpoint and self.execution.debug and index not in self._approved:
             self._pause_on(index, PauseReason.BREAKPOINT)
+        elif planned.node_type.inline:
+            self._run_inline(index)
         else:
             self._tasks[index] = asyncio.ensure_future(self._drive(index))
 
-    async def _drive(self, index: int) -> None:
+    def _run_inline(self, index: int) -> None:
+        """First attempt of a node type that never waits, at once; a retry needs a task."""
+        planned = self.plan.nodes[index]
+        ctx = self._begin_attempt(index)
+        try:
+            output = attempts.invoke_inline(planned, ctx)
+        except NodeError as error:
+            spare = self._spare_attempts[index]
+            delay = attempts.retry_delay_ms(planned, ctx.attempt_no, error, spare)
+            if delay is None:
+                self._step_failed(index, error)
+            else:
+                self._attempt_failed(index, error, delay)
+                self._tasks[index] = asyncio.ensure_future(self._drive(index, delay))
+            return
+        self._step_succeeded(index, output, ctx)
+
+    async def _drive(self, index: int, wait_ms: float = 0.0) -> None:
         """Attempts of one node until it succeeds or its attempts are over."""
         planned = self.plan.nodes[index]
         try:
+            if wait_ms:
+                await asyncio.sleep(wait_ms / 1000)
             while True:
                 ctx = self._begin_attempt(index)
+                self._advance()
                 try:
                     output = await attempts.invoke(planned, ctx)
                 except NodeError as error:
@@ -313,8 +365,9 @@ class ExecutionRun:
         planned = self.plan.nodes[index]
         node_id = planned.node.id
         self.log(LogLevel.INFO, f"Node {node_id} started (attempt {attempt_no})", node_id)
-        self.log(LogLevel.TRACE, f"Node {node_id} config", node_id, planned.node.config)
-        self._touch()
+        if self.execution.trace_logs:
+            self.log(LogLevel.TRACE, f"Node {node_id} config", node_id, self._resolved(planned))
+        self._dirty = True
         return NodeContext(
             execution_id=self.id,
             node_id=node_id,
@@ -339,13 +392,14 @@ class ExecutionRun:
             f"Node {planned.node.id} succeeded in {step.duration_ms} ms",
             planned.node.id,
         )
-        self.log(LogLevel.TRACE, f"Node {planned.node.id} output", planned.node.id, output)
+        if self.execution.trace_logs:
+            self.log(LogLevel.TRACE, f"Node {planned.node.id} output", planned.node.id, output)
         if planned.then_branch or planned.else_branch:
             taken = output.get("branch") if isinstance(output, dict) else None
             not_taken = planned.else_branch if taken == "then" else planned.then_branch
             self._skip(sorted(not_taken), f"branch not taken by {planned.node.id}")
         self._release(planned.dependants, skipped=False)
-        self._touch()
+        self._dirty = True
         self._advance()
 
     def _attempt_failed(self, index: int, error: NodeError, delay_ms: float) -> None:
@@ -363,7 +417,8 @@ class ExecutionRun:
             f"retrying at {retry_at}",
             node_id,
         )
-        self._touch()
+        self._dirty = True
+        self._advance()
 
     def _step_failed(self, index: int, error: NodeError) -> None:
         self._tasks.pop(index, None)
@@ -380,7 +435,7 @@ class ExecutionRun:
         if planned.node.continue_on_error:
             self._record_output(index, None, StepStatus.FAILED)
             self._release(planned.dependants, skipped=False)
-            self._touch()
+            self._dirty = True
             self._advance()
         else:
             self._end_early(
@@ -400,7 +455,6 @@ class ExecutionRun:
             next_retry_at=None,
             error=error,
             attempts=(*step.attempts[:-1], last),
-            emit=False,
         )
 
     def _release(self, dependants: Iterable[int], skipped: bool) -> list[int]:
@@ -419,6 +473,13 @@ class ExecutionRun:
                     all_skipped.append(index)
                 else:
                     self._ready.append(index)
+                    if self.execution.trace_logs:
+                        node_id = self.plan.nodes[index].node.id
+                        self.log(
+                            LogLevel.TRACE,
+                            f"Node {node_id} ready: its dependencies are done",
+                            node_id,
+                        )
         return all_skipped
 
     def _skip(self, indices: Iterable[int], why: str) -> None:
@@ -436,7 +497,7 @@ class ExecutionRun:
             self.log(LogLevel.INFO, f"Node {planned.node.id} skipped: {why}", planned.node.id)
             work.extend(self._release(planned.dependants, skipped=True))
             why = "all its dependencies were skipped"
-        self._touch()
+        self._dirty = True
 
     # Pausing
 
@@ -452,7 +513,20 @@ class ExecutionRun:
                 requested_at=now,
             )
         self._waiting_on = index
-        self._set_step(index, status=StepStatus.WAITING, started_at=now)
+        step = self.steps[index]
+        if reason is PauseReason.BREAKPOINT:
+            # Not started yet: its attempt begins when a client lets it run.
+            self._set_step(index, status=StepStatus.WAITING)
+        else:
+            # Waiting for a person is this node's work: one attempt, from now until answered.
+            attempt = Attempt(attempt_no=step.attempt_no + 1, started_at=now)
+            self._set_step(
+                index,
+                status=StepStatus.WAITING,
+                started_at=now,
+                attempt_no=attempt.attempt_no,
+                attempts=(*step.attempts, attempt),
+            )
         self._set_execution(
             status=ExecutionStatus.PAUSED,
             pause_reason=reason,
@@ -460,6 +534,7 @@ class ExecutionRun:
             awaiting_input=awaiting,
         )
         self.log(LogLevel.INFO, f"Paused at node {planned.node.id} ({reason})", planned.node.id)
+        self._flush()
         self.env.on_paused(self)
 
     def _resume(self) -> None:
@@ -475,8 +550,20 @@ class ExecutionRun:
     def _succeed_waiting(self, index: int, output: Any) -> None:
         self._waiting_on = None
         planned = self.plan.nodes[index]
+        step = self.steps[index]
         now = now_ms()
-        self._set_step(index, status=StepStatus.SUCCEEDED, completed_at=iso_ms(now), emit=False)
+        stamp = iso_ms(now)
+        attempts_ = step.attempts
+        if attempts_ and attempts_[-1].completed_at is None:
+            attempts_ = (*attempts_[:-1], replace(attempts_[-1], completed_at=stamp))
+        started = parse_iso_ms(step.started_at) if step.started_at else now
+        self._set_step(
+            index,
+            status=StepStatus.SUCCEEDED,
+            completed_at=stamp,
+            duration_ms=max(0, now - started),
+            attempts=attempts_,
+        )
         self._record_output(index, output, StepStatus.SUCCEEDED)
         self._emit_step(index, output=output)
         self.log(LogLevel.INFO, f"Node {planned.node.id} succeeded", planned.node.id)
@@ -535,7 +622,9 @@ class ExecutionRun:
         )
         if status is ExecutionStatus.COMPLETED:
             self.log(LogLevel.INFO, f"Execution completed in {self.execution.duration_ms} ms")
-        self.changed.set()
+        # Sent before the engine admits the next execution into the freed slot.
+        self._dirty = True
+        self._flush()
         self.env.on_finished(self)
 
     def _cancel_tasks(self) -> None:
@@ -564,15 +653,20 @@ class ExecutionRun:
             node_id,
         )
 
-    def _arm_timeout(self) -> None:
-        if self.options.timeout_ms is not None and self._timeout is None:
+    def arm_timeout(self) -> None:
+        """Start the execution's clock: it runs from acceptance, queued and paused included."""
+        if (
+            self.options.timeout_ms is not None
+            and self._timeout is None
+            and not self.status.is_final
+        ):
             elapsed = now_ms() - parse_iso_ms(self.execution.start_time)
             delay = max(0.0, (self.options.timeout_ms - elapsed) / 1000)
             self._timeout = asyncio.get_running_loop().call_later(delay, self.time_out)
 
     # Records
 
-    def _set_step(self, index: int, *, emit: bool = True, **changes: Any) -> None:
+    def _set_step(self, index: int, **changes: Any) -> None:
         old = self.steps[index]
         new = replace(old, **changes)
         self.steps[index] = new
@@ -581,34 +675,52 @@ class ExecutionRun:
             self._counts[new.status] += 1
             if new.status is not StepStatus.RUNNING:
                 self._running_since.pop(index, None)
-        if emit:
-            self._emit_step(index)
+        self._dirty_steps.setdefault(index, {})
 
     def _emit_step(self, index: int, **extra: Any) -> None:
-        if not self._detached:
-            step = self.steps[index]
-            leaf = self.plan.nodes[index].is_leaf
-            self.env.sink.emit(
-                StepUpdated(execution_id=self.id, index=index, step=step, leaf=leaf, **extra)
-            )
+        """Send the step with its output (or artifacts, metrics) when the transition ends."""
+        self._dirty_steps.setdefault(index, {}).update(extra)
+
+    def _flush(self) -> None:
+        """Send what this transition changed: each changed step once, then the execution."""
+        if self._detached:
+            self._dirty_steps.clear()
+            return
+        if self._dirty_steps:
+            emit, nodes = self.env.sink.emit, self.plan.nodes
+            for index, extra in self._dirty_steps.items():
+                step = self.steps[index]
+                leaf = nodes[index].is_leaf
+                emit(StepUpdated(execution_id=self.id, index=index, step=step, leaf=leaf, **extra))
+            self._dirty_steps = {}
+        if self._dirty:
+            self._emit_execution()
+
+    def _resolved(self, planned: PlannedNode) -> Any:
+        """The config with its templates filled in, as the attempt sees it (for trace logs)."""
+        try:
+            return expressions.render(planned.node.config, self.context)
+        except expressions.ExpressionError:
+            return planned.node.config
 
     def _record_output(self, index: int, output: Any, status: StepStatus) -> None:
         node_id = self.plan.nodes[index].node.id
         self.context["nodes"][node_id] = {"output": output, "status": status.value}
 
     def _set_execution(self, **changes: Any) -> None:
+        """Change the record now (it decides what happens next); it is sent by `_advance`."""
         status_changed = "status" in changes and changes["status"] is not self.execution.status
-        self._touch(**changes)
+        self.execution = replace(self.execution, **changes)
+        self._dirty = True
         if status_changed:
             self.changed.set()
             self.changed = asyncio.Event()
 
-    def _touch(self, **changes: Any) -> None:
-        """A new execution record with the derived fields brought up to date, sent to the sink."""
+    def _emit_execution(self) -> None:
+        """Send the execution record, its derived fields brought up to date."""
         counts = self._counts
         completed = counts[StepStatus.SUCCEEDED] + counts[StepStatus.SKIPPED]
         total = len(self.steps)
-        status = changes.get("status", self.execution.status)
         running = [self.plan.nodes[i].node.id for i in self._running_since]
         self.execution = replace(
             self.execution,
@@ -618,11 +730,11 @@ class ExecutionRun:
             running_steps=counts[StepStatus.RUNNING],
             skipped_steps=counts[StepStatus.SKIPPED],
             progress=100
-            if status is ExecutionStatus.COMPLETED
+            if self.execution.status is ExecutionStatus.COMPLETED
             else (100 * completed) // max(total, 1),
             current_step=running[0] if running else None,
             running_node_ids=tuple(running),
-            **changes,
         )
+        self._dirty = False
         if not self._detached:
             self.env.sink.emit(ExecutionUpdated(execution_id=self.id, execution=self.execution))

@@ -1,54 +1,70 @@
-"""Check a blueprint document and list every problem found, not just the first."""
+"""Check a blueprint document, list every problem found, and compile what passes into a Plan.
+
+Each check runs on whatever the others left standing, so one fault never hides another: a
+missing name does not stop the node checks, a malformed node still counts as a known id for
+its dependants, and an unknown dependency does not stop the search for cycles.
+"""
 
 from __future__ import annotations
 
-import graphlib
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from engine.errors import BlueprintInvalid, Problem
 from engine.model import Blueprint, Node
+from engine.nodes.basic import ConditionConfig
+from engine.plan import Plan
 from engine.registry import NodeRegistry
 
 DEFAULT_MAX_NODES = 10_000
-_NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_CYCLES_REPORTED = 20
+_NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _TOP_LEVEL = {"name", "description", "nodes"}
 
 
-def validate_blueprint(
+def compile_blueprint(
     document: Any, registry: NodeRegistry, max_nodes: int = DEFAULT_MAX_NODES
-) -> Blueprint:
-    """The blueprint, or BlueprintInvalid listing every problem."""
-    blueprint, problems = find_problems(document, registry, max_nodes)
-    if problems or blueprint is None:
+) -> Plan:
+    """The runnable plan, or BlueprintInvalid listing every problem."""
+    plan, problems = find_problems(document, registry, max_nodes)
+    if problems or plan is None:
         raise BlueprintInvalid(problems)
-    return blueprint
+    return plan
 
 
 def find_problems(
     document: Any, registry: NodeRegistry, max_nodes: int = DEFAULT_MAX_NODES
-) -> tuple[Blueprint | None, list[Problem]]:
+) -> tuple[Plan | None, list[Problem]]:
     problems = _document_problems(document, max_nodes)
-    if problems:
+    raw_nodes = _node_list(document, max_nodes)
+    if raw_nodes is None:
         return None, problems
     nodes: list[Node] = []
-    for index, raw in enumerate(document["nodes"]):
+    known_ids: set[str] = set()
+    for index, raw in enumerate(raw_nodes):
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+            known_ids.add(raw["id"])
         node, problem = _parse_node(index, raw)
         if problem is not None:
             problems.append(problem)
         else:
             nodes.append(node)  # type: ignore[arg-type]
     problems += _id_problems(nodes)
-    problems += _type_and_config_problems(nodes, registry)
-    problems += _graph_problems(nodes)
+    configs, config_problems = _configs(nodes, registry)
+    problems += config_problems
+    problems += _dependency_problems(nodes, known_ids)
+    problems += _cycle_problems(nodes)
+    problems += _branch_problems(nodes, configs)
     if problems:
         return None, problems
-    return Blueprint(
+    blueprint = Blueprint(
         name=document["name"], description=document.get("description"), nodes=tuple(nodes)
-    ), []
+    )
+    return Plan.build(blueprint, registry, configs), []
 
 
 def _document_problems(document: Any, max_nodes: int) -> list[Problem]:
@@ -72,6 +88,16 @@ def _document_problems(document: Any, max_nodes: int) -> list[Problem]:
     return problems
 
 
+def _node_list(document: Any, max_nodes: int) -> list[Any] | tuple[Any, ...] | None:
+    """The nodes to check one by one; None when there are none, or too many to look at."""
+    if not isinstance(document, dict):
+        return None
+    nodes = document.get("nodes")
+    if not isinstance(nodes, (list, tuple)) or not nodes or len(nodes) > max_nodes:
+        return None
+    return nodes
+
+
 def _parse_node(index: int, raw: Any) -> tuple[Node | None, Problem | None]:
     if not isinstance(raw, dict):
         return None, _problem(None, f"nodes[{index}]", "a node must be an object")
@@ -83,9 +109,8 @@ def _parse_node(index: int, raw: Any) -> tuple[Node | None, Problem | None]:
         field, message = split_validation_error(exc)
         where = field if node_id else f"nodes[{index}]{'.' + field if field else ''}"
         return None, _problem(node_id, where, message)
-    if not _NODE_ID.match(node.id):
-        message = "ids are 1-128 letters, digits, '-' or '_'"
-        return None, _problem(node.id, "id", message)
+    if not _NODE_ID.fullmatch(node.id):
+        return None, _problem(node.id, "id", "ids are 1-128 letters, digits, '-' or '_'")
     if node.timeout_ms is not None and node.timeout_ms <= 0:
         return None, _problem(node.id, "timeoutMs", "must be a positive number of milliseconds")
     if node.retry.max_attempts < 1 or node.retry.backoff_ms < 0 or node.retry.max_backoff_ms < 0:
@@ -98,13 +123,16 @@ def _id_problems(nodes: list[Node]) -> list[Problem]:
     return [_problem(node_id, "id", "duplicate id") for node_id, n in counts.items() if n > 1]
 
 
-def _type_and_config_problems(nodes: list[Node], registry: NodeRegistry) -> list[Problem]:
+def _configs(nodes: list[Node], registry: NodeRegistry) -> tuple[dict[str, Any], list[Problem]]:
+    """Each node's config parsed by its type, and the problems of those that do not parse."""
+    configs: dict[str, Any] = {}
     problems: list[Problem] = []
+    known_types = ", ".join(t.name for t in registry.types())
     for node in nodes:
         node_type = registry.get(node.type)
         if node_type is None:
-            known = ", ".join(t.name for t in registry.types())
-            problems.append(_problem(node.id, "type", f"unknown node type {node.type!r} ({known})"))
+            message = f"unknown node type {node.type!r} ({known_types})"
+            problems.append(_problem(node.id, "type", message))
             continue
         try:
             config = node_type.parse_config(node.config)
@@ -112,42 +140,109 @@ def _type_and_config_problems(nodes: list[Node], registry: NodeRegistry) -> list
             field, message = split_validation_error(exc)
             problems.append(_problem(node.id, f"config{'.' + field if field else ''}", message))
             continue
-        for message in node_type.check(config) if node_type.check else ():
-            problems.append(_problem(node.id, "config", message))
-    return problems
+        checked = node_type.check(config) if node_type.check else []
+        problems += [_problem(node.id, "config", message) for message in checked]
+        configs[node.id] = config
+    return configs, problems
 
 
-def _graph_problems(nodes: list[Node]) -> list[Problem]:
-    ids = {node.id for node in nodes}
-    problems: list[Problem] = []
+def _dependency_problems(nodes: list[Node], known_ids: set[str]) -> list[Problem]:
+    problems = []
     for node in nodes:
         for dep in node.depends_on:
-            if dep not in ids:
+            if dep not in known_ids:
                 problems.append(_problem(node.id, "dependsOn", f"unknown node {dep!r}"))
         if len(set(node.depends_on)) != len(node.depends_on):
             problems.append(_problem(node.id, "dependsOn", "lists a node twice"))
-    if problems:
-        return problems
-    sorter = graphlib.TopologicalSorter({node.id: node.depends_on for node in nodes})
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        cycle = list(reversed(exc.args[1]))
-        return [_problem(cycle[0], "dependsOn", f"cycle: {' -> '.join(cycle)}")]
-    return _branch_problems(nodes)
+    return problems
 
 
-def _branch_problems(nodes: list[Node]) -> list[Problem]:
+def _cycle_problems(nodes: list[Node]) -> list[Problem]:
+    """Every cycle among the nodes that parsed (up to a cap), each named by its nodes."""
+    ids = {node.id for node in nodes}
+    graph = {node.id: [dep for dep in node.depends_on if dep in ids] for node in nodes}
+    problems: list[Problem] = []
+    for component in _strongly_connected(graph):
+        if len(component) == 1 and component[0] not in graph[component[0]]:
+            continue
+        cycle = _cycle_within(graph, set(component))
+        if len(problems) == MAX_CYCLES_REPORTED:
+            problems.append(_problem(None, "nodes", "more cycles than are listed here"))
+            break
+        problems.append(_problem(cycle[0], "dependsOn", f"cycle: {' -> '.join(cycle)}"))
+    return problems
+
+
+def _strongly_connected(graph: dict[str, list[str]]) -> Iterable[list[str]]:
+    """Tarjan's algorithm without recursion, so deep graphs cannot exhaust the stack."""
+    index_of: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    counter = 0
+    for root in graph:
+        if root in index_of:
+            continue
+        work = [(root, iter(graph[root]))]
+        index_of[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, successors = work[-1]
+            advanced = False
+            for successor in successors:
+                if successor not in index_of:
+                    index_of[successor] = low[successor] = counter
+                    counter += 1
+                    stack.append(successor)
+                    on_stack.add(successor)
+                    work.append((successor, iter(graph[successor])))
+                    advanced = True
+                    break
+                if successor in on_stack:
+                    low[node] = min(low[node], index_of[successor])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index_of[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                yield component
+
+
+def _cycle_within(graph: dict[str, list[str]], component: set[str]) -> list[str]:
+    """A cycle through a strongly connected component: walk dependencies until one repeats."""
+    walk: list[str] = []
+    seen: dict[str, int] = {}
+    node = min(component)
+    while node not in seen:
+        seen[node] = len(walk)
+        walk.append(node)
+        node = next(dep for dep in graph[node] if dep in component)
+    return [*walk[seen[node] :], node]
+
+
+def _branch_problems(nodes: list[Node], configs: dict[str, Any]) -> list[Problem]:
     dependants: dict[str, set[str]] = {node.id: set() for node in nodes}
     for node in nodes:
         for dep in node.depends_on:
-            dependants[dep].add(node.id)
+            dependants.setdefault(dep, set()).add(node.id)
     problems = []
     for node in nodes:
-        if node.type != "condition":
+        config = configs.get(node.id)
+        if not isinstance(config, ConditionConfig):
             continue
-        for branch in ("then", "else"):
-            for target in node.config.get(branch, ()):
+        for branch, targets in (("then", config.then), ("else", config.else_)):
+            for target in targets:
                 if target not in dependants[node.id]:
                     message = f"{target!r} is not a direct dependant of this condition"
                     problems.append(_problem(node.id, f"config.{branch}", message))

@@ -73,7 +73,7 @@ def _check(expression: str | None, template: Any = msgspec.UNSET) -> None:
         raise ValueError(str(exc)) from None
 
 
-async def noop(ctx: NodeContext, config: Config) -> Any:
+def noop(ctx: NodeContext, config: Config) -> Any:
     """Passes its dependencies' outputs on, keyed by id; with none, the execution's input."""
     if not ctx.dependencies:
         return ctx.input
@@ -86,7 +86,7 @@ async def delay(ctx: NodeContext, config: DelayConfig) -> dict[str, int]:
     return {"sleptMs": config.ms}
 
 
-async def transform(ctx: NodeContext, config: TransformConfig) -> Any:
+def transform(ctx: NodeContext, config: TransformConfig) -> Any:
     """The value of a JMESPath `expression`, or a JSON `template` with `{{ }}` filled in."""
     try:
         if config.expression is not None:
@@ -96,7 +96,7 @@ async def transform(ctx: NodeContext, config: TransformConfig) -> Any:
         raise NodeError("EXPRESSION_ERROR", str(exc), retryable=False) from None
 
 
-async def condition(ctx: NodeContext, config: ConditionConfig) -> dict[str, Any]:
+def condition(ctx: NodeContext, config: ConditionConfig) -> dict[str, Any]:
     """Chooses `then` or `else` by a JMESPath expression; the other branch is skipped."""
     try:
         result = is_truthy(ctx.evaluate(config.expression))
@@ -105,7 +105,7 @@ async def condition(ctx: NodeContext, config: ConditionConfig) -> dict[str, Any]
     return {"result": result, "branch": "then" if result else "else"}
 
 
-async def assert_(ctx: NodeContext, config: AssertConfig) -> bool:
+def assert_(ctx: NodeContext, config: AssertConfig) -> bool:
     """Fails with ASSERTION_FAILED unless the expression is true."""
     try:
         holds = is_truthy(ctx.evaluate(config.expression))
@@ -117,11 +117,15 @@ async def assert_(ctx: NodeContext, config: AssertConfig) -> bool:
 
 
 def register(registry: NodeRegistry) -> None:
-    registry.node_type("noop", plain_output=True)(noop)
+    registry.node_type("noop", plain_output=True, inline=True)(noop)
     registry.node_type("delay", config=DelayConfig, plain_output=True)(delay)
-    registry.node_type("transform", config=TransformConfig, plain_output=True)(transform)
-    registry.node_type("condition", config=ConditionConfig, plain_output=True)(condition)
-    registry.node_type("assert", config=AssertConfig, plain_output=True)(assert_)
+    registry.node_type("transform", config=TransformConfig, plain_output=True, inline=True)(
+        transform
+    )
+    registry.node_type("condition", config=ConditionConfig, plain_output=True, inline=True)(
+        condition
+    )
+    registry.node_type("assert", config=AssertConfig, plain_output=True, inline=True)(assert_)
     registry.add(
         NodeType(
             "input",

@@ -24,7 +24,7 @@ async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
             raise RPCError(ErrorCode.BAD_REQUEST, "version applies only with blueprintId")
         document, blueprint_id, version = request.blueprint, None, None
     # Checked again before every run: node types or functions may have changed since it was saved.
-    blueprint = services.engine.validate(document)
+    plan = services.engine.compile(document)
     options = RunOptions(
         debug=request.debug,
         trace_logs=request.trace_logs,
@@ -33,7 +33,7 @@ async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
         idempotency_key=request.idempotency_key,
     )
     return await services.engine.start(
-        blueprint,
+        plan,
         blueprint_id=blueprint_id,
         blueprint_version=version,
         input=request.input,
