@@ -17,10 +17,10 @@ INSERT OR REPLACE INTO step_outputs
     (execution_id, idx, node_id, is_leaf, output, artifacts, metrics)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
-INSERT_LOG = """
-INSERT INTO logs (execution_id, seq, gid, level, node_id, entry)
-VALUES (?1, ?2, (SELECT coalesce(max(gid), 0) + 1 FROM logs), ?3, ?4, ?5)
-"""
+INSERT_LOG = (
+    "INSERT INTO logs (execution_id, seq, gid, level, node_id, entry) VALUES (?, ?, ?, ?, ?, ?)"
+)
+LAST_GID = "SELECT coalesce(max(gid), 0) FROM logs"
 
 # The status of one execution: each a single indexed lookup or range.
 EXECUTION_RECORD = "SELECT record FROM executions WHERE id = ?"

@@ -170,12 +170,12 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
     executions: dict[str, Execution] = {}
     steps: dict[tuple[str, int], Step] = {}
     outputs: dict[tuple[str, int], StepUpdated] = {}
-    logs: list[tuple[Any, ...]] = []
+    logs: list[list[Any]] = []
     for event in events:
         if isinstance(event, LogAppended):
             entry = event.entry
             logs.append(
-                (event.execution_id, entry.seq, entry.level.rank, entry.node_id, _encode(entry))
+                [event.execution_id, entry.seq, 0, entry.level.rank, entry.node_id, _encode(entry)]
             )
         elif isinstance(event, StepUpdated):
             key = (event.execution_id, event.index)
@@ -200,6 +200,10 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
     if outputs:
         conn.executemany(queries.UPSERT_OUTPUT, [_output_row(event) for event in outputs.values()])
     if logs:
+        # The write lock is held (BEGIN IMMEDIATE), so no other writer can take these numbers.
+        base = conn.execute(queries.LAST_GID).fetchone()[0]
+        for offset, row in enumerate(logs, start=1):
+            row[2] = base + offset
         conn.executemany(queries.INSERT_LOG, logs)
     return {event.execution_id for event in events}
 
