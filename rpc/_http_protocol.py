@@ -26,7 +26,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rpc.errors import ErrorCode, RPCError
-from rpc.resolver import HTTPRequest, HTTPResponse, Resolver
+from rpc.resolver import JSON_HEADERS, HTTPRequest, HTTPResponse, Resolver
 
 URL_TOO_LONG = "blueprint.url_too_long"
 _PARSE_URL_LIMIT = 0xFFFF
@@ -106,6 +106,7 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
     trpc_prefix = b"/api/trpc/"
     cors_enabled = False
     max_body_bytes = 1024 * 1024
+    _default_cache: list[Any] = [None, b""]
 
     def on_headers_complete(self) -> None:
         exchange = self._fast_exchange()
@@ -178,6 +179,16 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         return _Exchange(request, keep_alive)
 
+    def _default_head(self) -> bytes:
+        """uvicorn's default headers (the date), encoded once per change: it swaps the list
+        every second."""
+        defaults = self.server_state.default_headers
+        cache = type(self)._default_cache
+        if cache[0] is not defaults:
+            cache[0] = defaults
+            cache[1] = b"".join(b"%s: %s\r\n" % (name, value) for name, value in defaults)
+        return cache[1]  # type: ignore[no-any-return]
+
     async def _reply_later(
         self, exchange: _Exchange, answer: Coroutine[Any, Any, HTTPResponse]
     ) -> None:
@@ -195,11 +206,7 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
             response.status,
             _reason(response.status),
         )
-        head = [status_line]
-        for raw_name, raw_value in self.server_state.default_headers:
-            head.append(b"%s: %s\r\n" % (raw_name, raw_value))
-        for name, value in response.headers:
-            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        head = [status_line, self._default_head(), _encode_headers(response.headers)]
         if response.status != 204:
             head.append(b"content-length: %d\r\n" % len(response.body))
         if not exchange.keep_alive:
@@ -213,6 +220,15 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
             self.on_response_complete()
         else:
             self.transport.close()
+
+
+_JSON_HEAD = b"".join(f"{n}: {v}\r\n".encode("latin-1") for n, v in JSON_HEADERS)
+
+
+def _encode_headers(headers: list[tuple[str, str]]) -> bytes:
+    if headers is JSON_HEADERS:
+        return _JSON_HEAD
+    return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers)
 
 
 def _reason(status: int) -> bytes:

@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import unquote_to_bytes
 
 import msgspec
 
 from rpc import codec, streams
+from rpc._percent import percent_decode
 from rpc.codec import Transformer
 from rpc.errors import ErrorCode, RPCError, shape_error, to_rpc_error
 from rpc.router import Kind, Procedure
@@ -54,7 +54,7 @@ ContextFactory = Callable[[HTTPRequest, Mapping[str, str]], Any]
 # (context, procedure, path) -> None, or raises RPCError: the per-call guard (auth, limits).
 CallGuard = Callable[[Any, Procedure, str], None]
 
-_JSON_HEADERS = [("content-type", "application/json"), ("vary", "trpc-accept, accept")]
+JSON_HEADERS = [("content-type", "application/json"), ("vary", "trpc-accept, accept")]
 _ALLOWED_METHODS = {
     Kind.QUERY: ("GET",),
     Kind.MUTATION: ("POST",),
@@ -113,7 +113,7 @@ class Resolver:
     def reject(self, err: RPCError, path: str | None = None) -> HTTPResponse:
         """A request-level error: one envelope, not an array."""
         outcome = self._failure(err, path, self._transformer)
-        return HTTPResponse(outcome.status, [*_JSON_HEADERS, *outcome.headers], outcome.body)
+        return HTTPResponse(outcome.status, [*JSON_HEADERS, *outcome.headers], outcome.body)
 
     def is_subscription(self, path: str) -> bool:
         proc = self._procedures.get(path)
@@ -185,7 +185,7 @@ class Resolver:
 
     @staticmethod
     def _respond(outcome: _Outcome) -> HTTPResponse:
-        headers = [*_JSON_HEADERS, *outcome.headers] if outcome.headers else _JSON_HEADERS
+        headers = [*JSON_HEADERS, *outcome.headers] if outcome.headers else JSON_HEADERS
         return HTTPResponse(outcome.status, headers, outcome.body)
 
     async def _batch(self, ctx, method, paths, procs, inputs) -> HTTPResponse:  # type: ignore[no-untyped-def]
@@ -199,7 +199,7 @@ class Resolver:
         statuses = {outcome.status for outcome in outcomes}
         status = statuses.pop() if len(statuses) == 1 else 207
         body = codec.encode_batch([outcome.body for outcome in outcomes])
-        return HTTPResponse(status, _JSON_HEADERS, body)
+        return HTTPResponse(status, JSON_HEADERS, body)
 
     def _stream_batch(self, ctx, method, paths, procs, inputs) -> HTTPResponse:  # type: ignore[no-untyped-def]
         async def run(index: int) -> bytes:
@@ -322,9 +322,9 @@ def _parse_query(query: bytes) -> dict[str, bytes]:
         return params
     for pair in query.split(b"&"):
         name, _, value = pair.partition(b"=")
-        key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")
+        key = percent_decode(name).decode("utf-8", "replace")
         if key not in params:
-            params[key] = unquote_to_bytes(value.replace(b"+", b" "))
+            params[key] = percent_decode(value)
     return params
 
 
