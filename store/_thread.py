@@ -26,3 +26,20 @@ async def run_on_thread(db: aiosqlite.Connection, work: Callable[..., T], *args:
 def _call(db: aiosqlite.Connection, work: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     connection: sqlite3.Connection = db._conn
     return work(connection, *args)
+
+
+async def read_on_thread(db: aiosqlite.Connection, work: Callable[..., T], *args: Any) -> T:
+    """As run_on_thread, inside one read transaction: every statement of `work` sees the same
+    commit, so a status never mixes a step from one commit with counts from another."""
+    return await db._execute(_call_in_snapshot, db, work, args)  # type: ignore[no-any-return]
+
+
+def _call_in_snapshot(
+    db: aiosqlite.Connection, work: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
+    connection: sqlite3.Connection = db._conn
+    connection.execute("BEGIN")
+    try:
+        return work(connection, *args)
+    finally:
+        connection.execute("COMMIT")

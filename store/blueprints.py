@@ -10,7 +10,7 @@ import msgspec
 
 from engine.clock import now_iso
 from engine.ids import new_id
-from store._thread import run_on_thread
+from store._thread import read_on_thread
 from store.errors import BlueprintNotFound
 from store.writer import EventWriter
 
@@ -46,7 +46,7 @@ class Blueprints:
         self, blueprint_id: str, version: int | None = None
     ) -> tuple[BlueprintMeta, dict[str, Any]]:
         """The blueprint's metadata and the document of that version (the newest by default)."""
-        found = await run_on_thread(self._reader, _get, blueprint_id, version)
+        found = await read_on_thread(self._reader, _get, blueprint_id, version)
         if found is None:
             raise BlueprintNotFound(blueprint_id, version)
         return found  # type: ignore[no-any-return]
@@ -54,7 +54,8 @@ class Blueprints:
     async def find_by_name(self, name: str) -> tuple[BlueprintMeta, dict[str, Any]] | None:
         """The newest blueprint with exactly this name, with its newest document."""
         rows = await self._reader.execute_fetchall(
-            "SELECT id FROM blueprints WHERE name = ? ORDER BY created_at DESC LIMIT 1", (name,)
+            "SELECT id FROM blueprints WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (name,),
         )
         if not rows:
             return None
@@ -63,7 +64,7 @@ class Blueprints:
     async def list(
         self, limit: int, offset: int, search: str | None
     ) -> tuple[int, list[BlueprintMeta]]:
-        return await run_on_thread(self._reader, _list, limit, offset, search)
+        return await read_on_thread(self._reader, _list, limit, offset, search)
 
 
 _COLUMNS = "id, name, description, version, node_count, created_at, updated_at"
@@ -137,13 +138,27 @@ def _get(
         return None
     meta = _meta(row)
     wanted = meta.version if version is None else version
-    document = conn.execute(
-        "SELECT document FROM blueprint_versions WHERE blueprint_id = ? AND version = ?",
+    found = conn.execute(
+        "SELECT document, created_at FROM blueprint_versions"
+        " WHERE blueprint_id = ? AND version = ?",
         (blueprint_id, wanted),
     ).fetchone()
-    if document is None:
+    if found is None:
         return None
-    return msgspec.structs.replace(meta, version=wanted), _decode(document[0])
+    document = _decode(found[0])
+    if wanted == meta.version:
+        return meta, document
+    # An older version: its own name and size, and the time it was saved.
+    name, description, count = _summary(document)
+    older = msgspec.structs.replace(
+        meta,
+        version=wanted,
+        name=name,
+        description=description,
+        node_count=count,
+        updated_at=found[1],
+    )
+    return older, document
 
 
 def _list(
@@ -159,7 +174,7 @@ def _list(
         args = (search.casefold(),)
     total = conn.execute(f"SELECT count(*) FROM blueprints{where}", args).fetchone()[0]
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM blueprints{where} ORDER BY created_at DESC, id DESC "
+        f"SELECT {_COLUMNS} FROM blueprints{where} ORDER BY created_at DESC, rowid DESC "
         f"LIMIT ? OFFSET ?",
         (*args, limit, offset),
     ).fetchall()

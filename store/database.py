@@ -66,8 +66,11 @@ class Store:
     ) -> Store:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer_db = await _connect(path, durability)
+        writer_db = await aiosqlite.connect(path, isolation_level=None)
         try:
+            # Before any pragma: a file from a newer server is refused untouched.
+            await run_on_thread(writer_db, migrations.check_version, os.fspath(path))
+            await _configure(writer_db, durability)
             await run_on_thread(writer_db, migrations.migrate, os.fspath(path))
             reader_db = await _connect(path, durability)
         except BaseException:
@@ -97,11 +100,15 @@ class Store:
 async def _connect(path: str, durability: Durability) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
-        for pragma in _PRAGMAS:
-            await db.execute(pragma)
-        synchronous = "FULL" if durability is Durability.STRICT else "NORMAL"
-        await db.execute(f"PRAGMA synchronous = {synchronous}")
+        await _configure(db, durability)
     except BaseException:
         await db.close()
         raise
     return db
+
+
+async def _configure(db: aiosqlite.Connection, durability: Durability) -> None:
+    for pragma in _PRAGMAS:
+        await db.execute(pragma)
+    synchronous = "FULL" if durability is Durability.STRICT else "NORMAL"
+    await db.execute(f"PRAGMA synchronous = {synchronous}")

@@ -43,14 +43,14 @@ ORDER BY seq LIMIT ?5
 
 UNFINISHED_EXECUTIONS = """
 SELECT id, record, snapshot, input, options FROM executions
-WHERE status IN ('queued', 'running', 'paused') ORDER BY created_at, id
+WHERE status IN ('queued', 'running', 'paused') ORDER BY created_at, rowid
 """
 STEPS_OF = "SELECT idx, record FROM steps WHERE execution_id = ? ORDER BY idx"
 OUTPUTS_OF = "SELECT idx, output FROM step_outputs WHERE execution_id = ?"
 LAST_SEQ = "SELECT max(seq) FROM logs WHERE execution_id = ?"
 ACTIVE_RECORDS = """
 SELECT record FROM executions WHERE status IN ('queued', 'running', 'paused')
-ORDER BY created_at DESC, id DESC
+ORDER BY created_at DESC, rowid DESC
 """
 COUNT_ACTIVE = """
 SELECT status, count(*) FROM executions WHERE status IN ('queued', 'running', 'paused')

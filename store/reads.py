@@ -16,7 +16,7 @@ import msgspec
 
 from engine.records import ACTIVE_EXECUTION_STATUSES, Execution, LogLevel, Step
 from store import queries
-from store._thread import run_on_thread
+from store._thread import read_on_thread
 from store.status_cache import StatusCache
 
 _FINAL = {"completed", "failed", "cancelled"}
@@ -49,7 +49,7 @@ class ExecutionReads:
         if cached is not None:
             return cached
         started = time.monotonic()
-        found = await run_on_thread(self._db, read_status, execution_id, logs_limit, variant[1])
+        found = await read_on_thread(self._db, read_status, execution_id, logs_limit, variant[1])
         if found is None:
             return None
         body, final = found
@@ -90,7 +90,7 @@ class ExecutionReads:
         offset: int,
     ) -> tuple[int, list[Execution]]:
         where, args = _filters(status=status, blueprint_id=blueprint_id, batch_id=batch_id)
-        return await run_on_thread(self._db, _list_executions, where, args, limit, offset)
+        return await read_on_thread(self._db, _list_executions, where, args, limit, offset)
 
 
 def _variant(logs_limit: int, include: Iterable[str]) -> tuple[int, tuple[str, ...]]:
@@ -188,7 +188,8 @@ def _list_executions(
     # `where` is built from fixed column names only; values travel as parameters.
     total = conn.execute(f"SELECT count(*) FROM executions{where}", args).fetchone()[0]
     rows = conn.execute(
-        f"SELECT record FROM executions{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        f"SELECT record FROM executions{where}"
+        " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
         (*args, limit, offset),
     ).fetchall()
     return int(total), [_decode_execution(row[0]) for row in rows]

@@ -11,7 +11,7 @@ from engine.model import Blueprint, RunOptions
 from engine.ports import UnfinishedExecution
 from engine.records import Execution, Step
 from store import queries
-from store._thread import run_on_thread
+from store._thread import read_on_thread
 
 _execution = msgspec.json.Decoder(Execution)
 _step = msgspec.json.Decoder(Step)
@@ -25,7 +25,7 @@ class LogResumeSource:
         self._db = db
 
     async def load_unfinished(self) -> list[UnfinishedExecution]:
-        return await run_on_thread(self._db, load_unfinished)
+        return await read_on_thread(self._db, load_unfinished)
 
 
 def load_unfinished(conn: sqlite3.Connection) -> list[UnfinishedExecution]:

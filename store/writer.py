@@ -59,12 +59,15 @@ class EventWriter:
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
         self._closing = False
+        self._closed = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
     def emit(self, event: Event) -> None:
+        if self._closed:
+            raise StoreUnavailable("the execution log is closed")
         self._events.append(event)
         self._emitted += 1
         self._wake.set()
@@ -72,6 +75,8 @@ class EventWriter:
     async def flush(self) -> None:
         if self._committed >= self._emitted:
             return
+        if self._closed:
+            raise StoreUnavailable("the execution log is closed")
         future = asyncio.get_running_loop().create_future()
         self._waiters.append((self._emitted, future))
         await future
@@ -89,27 +94,33 @@ class EventWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
+        self._closed = True
 
     async def _run(self) -> None:
         failures = 0
         while True:
-            await self._wake.wait()
-            self._wake.clear()
             if not self._events and not self._writes:
                 if self._closing:
                     return
+                await self._wake.wait()
+                self._wake.clear()
                 continue
             events, self._events = self._events, []
             writes, self._writes = self._writes, []
             try:
                 touched = await run_on_thread(self._db, write_group, events, writes)
+            except sqlite3.IntegrityError as exc:
+                # One event breaks a constraint: no retry can pass, so write the rest alone.
+                log.error("an event breaks a constraint of the execution log: %s", exc)
+                touched = await run_on_thread(self._db, write_one_by_one, events)
+                for write in writes:  # their transaction was rolled back; the caller may retry
+                    write.error = StoreUnavailable(f"not written, retry: {exc}")
             except Exception as exc:
                 failures += 1
                 self._events = events + self._events  # kept, in order, for the next try
                 self._fail_waiters(writes, exc)
                 log.error("writing the execution log failed (try %d): %s", failures, exc)
                 await asyncio.sleep(min(0.05 * 2**failures, 2.0))
-                self._wake.set()
                 continue
             failures = 0
             self._committed += len(events)
@@ -152,6 +163,17 @@ def write_group(conn: sqlite3.Connection, events: list[Event], writes: list[_Wri
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return touched
+
+
+def write_one_by_one(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
+    """Each event in its own transaction; those a constraint refuses are logged and dropped."""
+    touched: set[str] = set()
+    for event in events:
+        try:
+            touched |= write_group(conn, [event], [])
+        except sqlite3.IntegrityError as exc:
+            log.error("dropped %s for %s: %s", type(event).__name__, event.execution_id, exc)
     return touched
 
 

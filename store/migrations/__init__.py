@@ -22,15 +22,21 @@ def latest_version() -> int:
     return _scripts()[-1][0]
 
 
-def migrate(conn: sqlite3.Connection, path: str) -> int:
-    """Bring the schema up to date; returns the version. Runs on the connection's thread."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+def check_version(conn: sqlite3.Connection, path: str) -> int:
+    """The file's schema version; SchemaTooNew if a newer server wrote it."""
+    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
     latest = latest_version()
     if current > latest:
         raise SchemaTooNew(
             f"{path} has schema version {current}, newer than this server understands "
             f"({latest}); run a newer blueprint, or point --db at another file"
         )
+    return current
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> int:
+    """Bring the schema up to date; returns the version. Runs on the connection's thread."""
+    current = check_version(conn, path)
     for version, _name, script in _scripts():
         if version <= current:
             continue
@@ -43,4 +49,4 @@ def migrate(conn: sqlite3.Connection, path: str) -> int:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    return latest
+    return latest_version()

@@ -1,0 +1,66 @@
+"""Opening the file: two connections, their pragmas, durability levels, ping and close."""
+
+from __future__ import annotations
+
+import pytest
+
+from store import Durability, Store
+from store._thread import run_on_thread
+from tests.store._events import read
+
+SYNCHRONOUS_NORMAL, SYNCHRONOUS_FULL = 1, 2
+
+
+async def pragma(db, name: str):
+    return await run_on_thread(db, lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+
+async def test_the_file_is_in_wal_mode(store, path):
+    assert read(path, "PRAGMA journal_mode") == [("wal",)]
+
+
+@pytest.mark.parametrize("connection", ["_writer_db", "_reader_db"])
+async def test_both_connections_wait_for_locks_and_enforce_foreign_keys(store, connection):
+    db = getattr(store, connection)
+    assert await pragma(db, "busy_timeout") == 5000
+    assert await pragma(db, "foreign_keys") == 1
+    assert await pragma(db, "journal_mode") == "wal"
+
+
+@pytest.mark.parametrize(
+    ("durability", "expected"),
+    [(Durability.NORMAL, SYNCHRONOUS_NORMAL), (Durability.STRICT, SYNCHRONOUS_FULL)],
+)
+async def test_durability_chooses_synchronous_on_both_connections(path, durability, expected):
+    store = await Store.open(path, durability)
+    try:
+        assert await pragma(store._writer_db, "synchronous") == expected
+        assert await pragma(store._reader_db, "synchronous") == expected
+    finally:
+        await store.close()
+
+
+async def test_the_default_durability_is_normal(store):
+    assert await pragma(store._writer_db, "synchronous") == SYNCHRONOUS_NORMAL
+
+
+async def test_open_creates_missing_parent_folders(tmp_path):
+    path = tmp_path / "a" / "b" / "blueprint.db"
+    store = await Store.open(str(path))
+    await store.close()
+    assert path.exists()
+
+
+async def test_ping_answers_while_open_and_fails_after_close(path):
+    store = await Store.open(path)
+    assert await store.ping() is True
+    await store.close()
+    assert await store.ping() is False
+
+
+async def test_the_cache_gets_the_size_asked_for(path):
+    store = await Store.open(path, cache_bytes=1234)
+    try:
+        assert store.cache._max_bytes == 1234
+    finally:
+        await store.close()

@@ -1,0 +1,89 @@
+"""Forward-only migrations keyed by PRAGMA user_version, on real files."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from store import SchemaTooNew, Store, migrations
+from tests.store._events import read
+
+SCHEMA = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+
+
+def user_version(path: str) -> int:
+    return int(read(path, "PRAGMA user_version")[0][0])
+
+
+async def test_a_fresh_file_gets_the_latest_version(path):
+    store = await Store.open(path)
+    await store.close()
+    assert user_version(path) == migrations.latest_version() >= 1
+    tables = {row[1] for row in read(path, SCHEMA) if row[0] == "table"}
+    assert {"blueprints", "blueprint_versions", "executions", "steps", "logs"} <= tables
+
+
+async def test_reopening_changes_neither_schema_nor_data(path):
+    store = await Store.open(path)
+    meta = await store.blueprints.create({"name": "kept", "nodes": []})
+    await store.close()
+    schema = read(path, SCHEMA)
+
+    store = await Store.open(path)
+    try:
+        assert (await store.blueprints.get(meta.blueprint_id))[1]["name"] == "kept"
+    finally:
+        await store.close()
+    assert read(path, SCHEMA) == schema
+    assert user_version(path) == migrations.latest_version()
+
+
+async def test_a_newer_file_refuses_to_open_naming_both_versions(path):
+    newer = migrations.latest_version() + 7
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {newer}")
+    conn.close()
+
+    with pytest.raises(SchemaTooNew) as caught:
+        await Store.open(path)
+    message = str(caught.value)
+    assert f"schema version {newer}" in message
+    assert f"({migrations.latest_version()})" in message
+    assert path in message
+    assert user_version(path) == newer
+    assert read(path, "SELECT count(*) FROM sqlite_master") == [(0,)]
+
+
+def test_migrate_reports_the_latest_version_and_is_idempotent(path):
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert migrations.migrate(conn, path) == migrations.latest_version()
+        assert migrations.migrate(conn, path) == migrations.latest_version()
+    finally:
+        conn.close()
+
+
+async def test_only_scripts_newer_than_the_file_are_applied(path, monkeypatch):
+    await (await Store.open(path)).close()
+    scripts = migrations._scripts()
+    latest = scripts[-1][0]
+    added = (latest + 1, f"{latest + 1:04d}_notes.sql", "CREATE TABLE notes (body TEXT);")
+    monkeypatch.setattr(migrations, "_scripts", lambda: [*scripts, added])
+
+    await (await Store.open(path)).close()  # would fail if the first script ran again
+    assert user_version(path) == latest + 1
+    assert read(path, "SELECT count(*) FROM notes") == [(0,)]
+
+
+async def test_a_failing_migration_applies_nothing(path, monkeypatch):
+    await (await Store.open(path)).close()
+    scripts = migrations._scripts()
+    latest = scripts[-1][0]
+    broken = (latest + 1, "broken.sql", "CREATE TABLE half (x); INSERT INTO missing VALUES (1);")
+    monkeypatch.setattr(migrations, "_scripts", lambda: [*scripts, broken])
+
+    with pytest.raises(sqlite3.OperationalError, match="missing"):
+        await Store.open(path)
+    assert user_version(path) == latest
+    assert read(path, "SELECT name FROM sqlite_master WHERE name = 'half'") == []

@@ -1,0 +1,307 @@
+"""The group-committing writer, watched through the real connection and other readers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+
+import msgspec
+import pytest
+
+from engine.model import RunOptions
+from engine.records import Execution, Step
+from store import Store, StoreUnavailable
+from tests.store._events import (
+    created,
+    exec_id,
+    execution,
+    log,
+    read,
+    step,
+    step_updated,
+    trace,
+    updated,
+    writer_held,
+)
+
+CHAIN = {
+    "name": "chain",
+    "nodes": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop", "dependsOn": ["a"]}],
+}
+
+
+def begins(statements: list[str]) -> int:
+    return sum(s.startswith("BEGIN") for s in statements)
+
+
+def starting(statements: list[str], prefix: str) -> list[str]:
+    return [s for s in statements if s.lstrip().startswith(prefix)]
+
+
+def stored_execution(path: str, execution_id: str) -> Execution:
+    (record,) = read(path, "SELECT record FROM executions WHERE id = ?", execution_id)[0]
+    return msgspec.json.decode(record, type=Execution)
+
+
+def stored_step(path: str, execution_id: str, index: int) -> Step:
+    sql = "SELECT record FROM steps WHERE execution_id = ? AND idx = ?"
+    return msgspec.json.decode(read(path, sql, execution_id, index)[0][0], type=Step)
+
+
+def create_notes(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS notes (body TEXT)")
+
+
+def add_note(conn: sqlite3.Connection, body: str) -> int:
+    return conn.execute("INSERT INTO notes VALUES (?)", (body,)).lastrowid
+
+
+def add_note_then_fail(conn: sqlite3.Connection, body: str) -> None:
+    conn.execute("INSERT INTO notes VALUES (?)", (body,))
+    raise LookupError(f"refused {body}")
+
+
+async def test_a_flushed_run_is_visible_to_another_connection(store, path, run_blueprint):
+    execution_id = await run_blueprint(CHAIN, input={"k": 1})
+
+    assert read(path, "SELECT status FROM executions WHERE id = ?", execution_id) == [
+        ("completed",)
+    ]
+    steps = read(path, "SELECT node_id, status FROM steps WHERE execution_id = ?", execution_id)
+    assert steps == [("a", "succeeded"), ("b", "succeeded")]
+    seqs = read(path, "SELECT seq FROM logs WHERE execution_id = ? ORDER BY seq", execution_id)
+    assert [s for (s,) in seqs] == list(range(1, len(seqs) + 1))
+    sql = "SELECT node_id, output FROM step_outputs WHERE execution_id = ?"
+    outputs = read(path, sql, execution_id)
+    assert outputs == [("a", b'{"k":1}'), ("b", b'{"a":{"k":1}}')]
+
+
+async def test_emit_returns_at_once_and_flush_waits_for_the_commit(store, path):
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    assert read(path, "SELECT count(*) FROM executions") == [(0,)]
+    await store.writer.flush()
+    assert read(path, "SELECT id FROM executions") == [(record.id,)]
+
+
+async def test_flush_with_nothing_emitted_returns_at_once(store):
+    async with asyncio.timeout(1):
+        await store.writer.flush()
+
+
+async def test_events_emitted_together_share_one_commit(store, path):
+    statements = await trace(store)
+    record = execution(exec_id(1), total_steps=2)
+    store.writer.emit(created(record, ("a", "b")))
+    for seq in range(1, 11):
+        store.writer.emit(log(record.id, seq))
+    store.writer.emit(updated(record, progress=50))
+    await store.writer.flush()
+
+    assert begins(statements) == 1
+    assert len(starting(statements, "COMMIT")) == 1
+    assert read(path, "SELECT count(*) FROM logs") == [(10,)]
+
+
+async def test_a_group_writes_only_the_newest_record_of_each_step(store, path):
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    await store.writer.flush()
+    statements = await trace(store)
+    for attempt in range(1, 6):
+        store.writer.emit(
+            step_updated(record.id, 0, step("a", status="running", attempt_no=attempt))
+        )
+    store.writer.emit(step_updated(record.id, 0, step("a", status="succeeded", attempt_no=5)))
+    await store.writer.flush()
+
+    assert len(starting(statements, "UPDATE steps")) == 1
+    newest = stored_step(path, record.id, 0)
+    assert (newest.status, newest.attempt_no) == ("succeeded", 5)
+
+
+async def test_a_group_writes_only_the_newest_record_of_each_execution(store, path):
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    await store.writer.flush()
+    statements = await trace(store)
+    for progress in (10, 20, 30):
+        store.writer.emit(updated(record, progress=progress))
+    await store.writer.flush()
+
+    assert len(starting(statements, "UPDATE executions")) == 1
+    assert stored_execution(path, record.id).progress == 30
+    assert read(path, "SELECT status FROM executions") == [("running",)]
+
+
+async def test_an_execution_created_in_the_group_goes_in_with_its_newest_records(store, path):
+    statements = await trace(store)
+    record = execution(exec_id(1), status="queued")
+    store.writer.emit(created(record))
+    store.writer.emit(step_updated(record.id, 0, step("a", status="succeeded")))
+    store.writer.emit(updated(record, status="completed", progress=100))
+    await store.writer.flush()
+
+    assert starting(statements, "UPDATE") == []
+    assert read(path, "SELECT status FROM executions") == [("completed",)]
+    assert read(path, "SELECT status FROM steps") == [("succeeded",)]
+    assert stored_execution(path, record.id).progress == 100
+
+
+async def test_the_output_of_a_step_is_kept_when_a_later_event_has_none(store, path):
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    succeeded = step("a", status="succeeded")
+    store.writer.emit(step_updated(record.id, 0, succeeded, output={"n": 1}, leaf=True))
+    store.writer.emit(step_updated(record.id, 0, succeeded))
+    await store.writer.flush()
+
+    sql = "SELECT output, is_leaf, artifacts, metrics FROM step_outputs"
+    assert read(path, sql) == [(b'{"n":1}', 1, b"[]", b"{}")]
+
+
+async def test_a_later_group_wins_over_an_earlier_one(store, path):
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    await store.writer.flush()
+    statements = await trace(store)
+
+    store.writer.emit(updated(record, progress=10))
+    store.writer.emit(log(record.id, 1))
+    async with writer_held(store):  # the first group is on the database thread
+        store.writer.emit(updated(record, progress=90))
+        store.writer.emit(log(record.id, 2))
+    await store.writer.flush()
+
+    assert len(starting(statements, "UPDATE executions")) == 2  # one per group, oldest first
+    assert stored_execution(path, record.id).progress == 90
+    gids = read(path, "SELECT seq, gid FROM logs ORDER BY gid")
+    assert [seq for seq, _ in gids] == [1, 2]
+
+
+async def test_logs_get_global_ids_in_the_order_emitted_across_executions(store, path):
+    first, second = execution(exec_id(1)), execution(exec_id(2))
+    store.writer.emit(created(first))
+    store.writer.emit(created(second))
+    order = [(first.id, 1), (second.id, 1), (first.id, 2), (second.id, 2), (second.id, 3)]
+    for execution_id, seq in order:
+        store.writer.emit(log(execution_id, seq))
+    await store.writer.flush()
+
+    rows = read(path, "SELECT execution_id, seq, gid FROM logs ORDER BY gid")
+    assert [(e, s) for e, s, _ in rows] == order
+    assert [gid for _, _, gid in rows] == [1, 2, 3, 4, 5]
+
+
+async def test_write_returns_what_the_work_returns(store):
+    await store.writer.write(create_notes)
+    assert await store.writer.write(add_note, "one") == 1
+    assert await store.writer.write(add_note, "two") == 2
+
+
+async def test_write_raises_the_works_own_error(store, path):
+    await store.writer.write(create_notes)
+    with pytest.raises(LookupError, match="refused x"):
+        await store.writer.write(add_note_then_fail, "x")
+    assert read(path, "SELECT count(*) FROM notes") == [(0,)]
+
+
+async def test_a_failed_write_rolls_back_only_itself(store, path):
+    await store.writer.write(create_notes)
+    record = execution(exec_id(1))
+    async with writer_held(store):
+        store.writer.emit(created(record))
+        before = asyncio.ensure_future(store.writer.write(add_note, "before"))
+        failing = asyncio.ensure_future(store.writer.write(add_note_then_fail, "bad"))
+        after = asyncio.ensure_future(store.writer.write(add_note, "after"))
+        store.writer.emit(log(record.id, 1))
+        await asyncio.sleep(0)  # the writes queue up behind the held group
+
+    assert await before == 1
+    with pytest.raises(LookupError):
+        await failing
+    assert await after == 2
+    await store.writer.flush()
+    assert read(path, "SELECT body FROM notes ORDER BY rowid") == [("before",), ("after",)]
+    assert read(path, "SELECT id FROM executions") == [(record.id,)]
+    assert read(path, "SELECT seq FROM logs") == [(1,)]
+
+
+async def test_a_write_runs_after_the_events_emitted_before_it(store):
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+
+    def count(conn: sqlite3.Connection) -> int:
+        return conn.execute("SELECT count(*) FROM executions").fetchone()[0]
+
+    assert await store.writer.write(count) == 1
+
+
+def short_busy_timeout(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA busy_timeout = 50")
+
+
+async def test_a_failed_group_fails_its_waiters_and_is_retried_in_order(store, path):
+    """A transient failure (another process holds the lock) fails the waiters, keeps the
+    events in order, and writes them once the lock is gone."""
+    await store.writer.write(short_busy_timeout)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    store.writer.emit(log(record.id, 1))
+    with pytest.raises(StoreUnavailable, match="locked"):
+        await store.writer.flush()
+    with pytest.raises(StoreUnavailable):
+        await store.writer.write(create_notes)  # a write is not retried
+    store.writer.emit(log(record.id, 2))
+
+    locker.execute("ROLLBACK")
+    locker.close()
+    assert read(path, "SELECT count(*) FROM executions") == [(0,)]  # all or nothing
+    async with asyncio.timeout(5):
+        await store.writer.flush()
+    assert read(path, "SELECT seq FROM logs ORDER BY gid") == [(1,), (2,)]
+    assert read(path, "SELECT id FROM executions") == [(record.id,)]
+    assert read(path, "SELECT name FROM sqlite_master WHERE name = 'notes'") == []
+
+
+async def test_close_waits_for_the_group_in_flight(path):
+    store = await Store.open(path)
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    await asyncio.sleep(0)  # the writer takes the event
+    await store.close()
+    assert read(path, "SELECT id FROM executions") == [(record.id,)]
+
+
+async def test_close_writes_events_emitted_just_before_it(path):
+    store = await Store.open(path)
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    try:
+        async with asyncio.timeout(1):
+            await store.close()
+    finally:
+        # On a timeout close() was cancelled, and its `finally` closed both connections.
+        assert read(path, "SELECT id FROM executions") == [(record.id,)]
+
+
+async def test_a_repeated_idempotency_key_does_not_stop_the_log(path):
+    store = await Store.open(path)
+    options = RunOptions(idempotency_key="once")
+    first, second, other = execution(exec_id(1)), execution(exec_id(2)), execution(exec_id(3))
+    try:
+        store.writer.emit(created(first, options=options))
+        await store.writer.flush()
+        store.writer.emit(created(second, options=options))
+        with contextlib.suppress(StoreUnavailable):
+            await store.writer.flush()
+        store.writer.emit(created(other))
+        await store.writer.flush()
+        assert read(path, "SELECT id FROM executions WHERE id = ?", other.id) == [(other.id,)]
+    finally:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):
+                await store.close()
