@@ -48,11 +48,10 @@ def find_problems(
     for index, raw in enumerate(raw_nodes):
         if isinstance(raw, dict) and isinstance(raw.get("id"), str):
             known_ids.add(raw["id"])
-        node, problem = _parse_node(index, raw)
-        if problem is not None:
-            problems.append(problem)
-        else:
-            nodes.append(node)  # type: ignore[arg-type]
+        node, node_problems = _parse_node(index, raw)
+        problems += node_problems
+        if node is not None:
+            nodes.append(node)
     problems += _id_problems(nodes)
     configs, config_problems = _configs(nodes, registry)
     problems += config_problems
@@ -98,9 +97,9 @@ def _node_list(document: Any, max_nodes: int) -> list[Any] | tuple[Any, ...] | N
     return nodes
 
 
-def _parse_node(index: int, raw: Any) -> tuple[Node | None, Problem | None]:
+def _parse_node(index: int, raw: Any) -> tuple[Node | None, list[Problem]]:
     if not isinstance(raw, dict):
-        return None, _problem(None, f"nodes[{index}]", "a node must be an object")
+        return None, [_problem(None, f"nodes[{index}]", "a node must be an object")]
     raw_id = raw.get("id")
     node_id = raw_id if isinstance(raw_id, str) else None
     try:
@@ -108,14 +107,17 @@ def _parse_node(index: int, raw: Any) -> tuple[Node | None, Problem | None]:
     except msgspec.ValidationError as exc:
         field, message = split_validation_error(exc)
         where = field if node_id else f"nodes[{index}]{'.' + field if field else ''}"
-        return None, _problem(node_id, where, message)
+        return None, [_problem(node_id, where, message)]
+    problems = []
     if not _NODE_ID.fullmatch(node.id):
-        return None, _problem(node.id, "id", "ids are 1-128 letters, digits, '-' or '_'")
+        problems.append(_problem(node.id, "id", "ids are 1-128 letters, digits, '-' or '_'"))
     if node.timeout_ms is not None and node.timeout_ms <= 0:
-        return None, _problem(node.id, "timeoutMs", "must be a positive number of milliseconds")
-    if node.retry.max_attempts < 1 or node.retry.backoff_ms < 0 or node.retry.max_backoff_ms < 0:
-        return None, _problem(node.id, "retry", "maxAttempts >= 1 and backoffs >= 0 are required")
-    return node, None
+        problems.append(_problem(node.id, "timeoutMs", "must be a positive number of milliseconds"))
+    retry = node.retry
+    if retry.max_attempts < 1 or retry.backoff_ms < 0 or retry.max_backoff_ms < 0:
+        message = "maxAttempts >= 1 and backoffs >= 0 are required"
+        problems.append(_problem(node.id, "retry", message))
+    return (None if problems else node), problems
 
 
 def _id_problems(nodes: list[Node]) -> list[Problem]:
