@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
 from collections import deque
 from typing import Any
@@ -10,16 +12,22 @@ from typing import Any
 import httpx
 import msgspec
 
+from engine import control, schemas
 from engine.clock import iso_ms, now_ms
-from engine.events import ExecutionCreated, ExecutionUpdated
+from engine.control import AnyCommand, Outcome, ProvideInput
+from engine.errors import InputInvalid, Problem
+from engine.events import ControlApplied, ExecutionCreated, ExecutionUpdated
 from engine.ids import new_id, step_id
 from engine.model import Blueprint, RunOptions
 from engine.plan import Plan
-from engine.ports import EventSink, ResumeSource
+from engine.ports import ControlLog, EventSink, ResumeSource
 from engine.records import Execution, ExecutionStatus, LogLevel, Step, StepStatus
 from engine.registry import NodeRegistry
 from engine.run import ExecutionRun, RunEnvironment
 from engine.validation import DEFAULT_MAX_NODES, compile_blueprint
+
+
+log = logging.getLogger("blueprint.engine")
 
 
 class EngineLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,14 +35,24 @@ class EngineLimits(msgspec.Struct, frozen=True, kw_only=True):
     node_concurrency: int = 8  #: nodes running at once within one execution
     max_nodes: int = DEFAULT_MAX_NODES
     log_message_bytes: int = 8192
+    control_poll_seconds: float = 0.2  #: how often to look for commands other servers recorded
+    control_wait_seconds: float = 10.0  #: how long a caller waits for a command's outcome
 
 
 class Engine:
     def __init__(
-        self, registry: NodeRegistry, sink: EventSink, limits: EngineLimits | None = None
+        self,
+        registry: NodeRegistry,
+        sink: EventSink,
+        limits: EngineLimits | None = None,
+        controls: ControlLog | None = None,
     ) -> None:
         self.registry = registry
         self.sink = sink
+        self.controls = controls
+        self._control_wake = asyncio.Event()
+        self._control_waiters: dict[int, asyncio.Future[Outcome]] = {}
+        self._control_task: asyncio.Task[None] | None = None
         self.limits = limits or EngineLimits()
         # Outputs nest one level per node along a chain of noops (each passes its dependency's
         # output on), and encoding or decoding them recurses once per level.
@@ -173,8 +191,107 @@ class Engine:
                 run.resume_after_restart()
         return len(unfinished)
 
+    # Control
+
+    def start_background(self) -> None:
+        """Begin applying control commands (after resume, so restored runs can take theirs)."""
+        if self.controls is not None and self._control_task is None:
+            self._control_task = asyncio.ensure_future(self._apply_commands_forever())
+
+    async def control(self, execution_id: str, command: AnyCommand) -> Outcome:
+        """Record a command, have it applied in order, and return its outcome. Input that does
+        not fit the node's schema raises InputInvalid and records nothing."""
+        if self.controls is None:
+            raise RuntimeError("this engine has no control log")
+        if isinstance(command, ProvideInput):
+            await self._check_input(execution_id, command)
+        command_id = await self.controls.record(execution_id, command)
+        future = asyncio.get_running_loop().create_future()
+        self._control_waiters[command_id] = future
+        self._control_wake.set()
+        try:
+            return await self._outcome_of(command_id, future)
+        finally:
+            self._control_waiters.pop(command_id, None)
+
+    async def _check_input(self, execution_id: str, command: ProvideInput) -> None:
+        assert self.controls is not None
+        awaiting = await self.controls.awaiting_input(execution_id)
+        if awaiting is None or (command.node_id not in (None, awaiting.node_id)):
+            return  # not waiting for this input: the run refuses it, with the reason
+        problems = schemas.data_problems(command.data, awaiting.schema)
+        if problems:
+            raise InputInvalid(
+                awaiting.node_id,
+                [Problem(node_id=awaiting.node_id, field=path, message=m) for path, m in problems],
+            )
+
+    async def _outcome_of(self, command_id: int, future: asyncio.Future[Outcome]) -> Outcome:
+        """Applied here, the future settles; applied by another server, the log says so."""
+        assert self.controls is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.control_wait_seconds
+        while True:
+            try:
+                async with asyncio.timeout(self.limits.control_poll_seconds):
+                    return await asyncio.shield(future)
+            except TimeoutError:
+                pass
+            outcome = await self.controls.outcome(command_id)
+            if outcome is not None:
+                return outcome
+            if loop.time() > deadline:
+                return Outcome(
+                    applied=False,
+                    message="Recorded, not yet applied: the server running this execution "
+                    "will apply it when it can",
+                )
+
+    async def _apply_commands_forever(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.limits.control_poll_seconds):
+                    await self._control_wake.wait()
+            except TimeoutError:
+                pass
+            self._control_wake.clear()
+            try:
+                await self._apply_pending()
+            except Exception:
+                log.exception("applying control commands failed; trying again")
+
+    async def _apply_pending(self) -> None:
+        assert self.controls is not None
+        settled: list[tuple[int, Outcome]] = []
+        for pending in await self.controls.pending():
+            recorded = pending.recorded
+            run = self._runs.get(recorded.execution_id)
+            if run is not None:
+                outcome = control.apply(run, recorded.command)
+            elif pending.status.is_final:
+                outcome = control.refuse_finished(pending.status)
+            else:
+                continue  # another server runs it
+            self.sink.emit(
+                ControlApplied(
+                    execution_id=recorded.execution_id, command_id=recorded.id, outcome=outcome
+                )
+            )
+            settled.append((recorded.id, outcome))
+        if not settled:
+            return
+        await self.sink.flush()
+        for command_id, outcome in settled:
+            future = self._control_waiters.get(command_id)
+            if future is not None and not future.done():
+                future.set_result(outcome)
+
     async def close(self) -> None:
         """Stop every run without recording it: the next start resumes them from the log."""
+        if self._control_task is not None:
+            self._control_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._control_task
         for run in self._runs.values():
             run.detach()
         self._runs.clear()

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from engine.control import Outcome
 from engine.model import Blueprint, RunOptions
 from engine.records import Execution, LogEntry, Step
 
@@ -43,4 +44,11 @@ class LogAppended(Event, frozen=True, tag="log.appended"):
     entry: LogEntry
 
 
-EngineEvent = ExecutionCreated | ExecutionUpdated | StepUpdated | LogAppended
+class ControlApplied(Event, frozen=True, tag="control.applied"):
+    """A recorded command's outcome, committed with the effects it had."""
+
+    command_id: int
+    outcome: Outcome
+
+
+EngineEvent = ExecutionCreated | ExecutionUpdated | StepUpdated | LogAppended | ControlApplied

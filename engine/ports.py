@@ -6,9 +6,10 @@ from typing import Any, Protocol
 
 import msgspec
 
+from engine.control import AnyCommand, Outcome, RecordedCommand
 from engine.events import Event
 from engine.model import Blueprint, RunOptions
-from engine.records import Execution, Step
+from engine.records import AwaitingInput, Execution, ExecutionStatus, Step
 
 
 class EventSink(Protocol):
@@ -34,3 +35,22 @@ class UnfinishedExecution(msgspec.Struct, kw_only=True):
 class ResumeSource(Protocol):
     async def load_unfinished(self) -> list[UnfinishedExecution]:
         """Queued, running and paused executions, oldest first."""
+
+
+class PendingCommand(msgspec.Struct, frozen=True, kw_only=True):
+    recorded: RecordedCommand
+    status: ExecutionStatus  #: of its execution, now
+
+
+class ControlLog(Protocol):
+    async def record(self, execution_id: str, command: AnyCommand) -> int:
+        """Keep the command; it is durable when this returns. Returns its id (order)."""
+
+    async def pending(self) -> list[PendingCommand]:
+        """Commands without an outcome yet, oldest first."""
+
+    async def outcome(self, command_id: int) -> Outcome | None:
+        """The outcome, once an engine (this one or another) has applied the command."""
+
+    async def awaiting_input(self, execution_id: str) -> AwaitingInput | None:
+        """What the execution waits for, as last committed."""

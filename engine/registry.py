@@ -30,7 +30,8 @@ class NodeType:
     config_type: type[Any]
     handler: Handler | None  #: None for types the scheduler handles itself (they pause)
     waits: PauseReason | None = None
-    check: Callable[[Any], list[str]] | None = None  #: problems a schema cannot express
+    #: Problems a config schema cannot express, as (field within config, message).
+    check: Callable[[Any], list[tuple[str, str]]] | None = None
     #: The handler returns plain JSON data already (built-ins do), so it is not converted.
     plain_output: bool = False
     #: A plain function that returns at once: run on the event loop, with no task of its own.
@@ -62,7 +63,7 @@ class NodeRegistry:
         *,
         config: type[Any] = NoConfig,
         description: str = "",
-        check: Callable[[Any], list[str]] | None = None,
+        check: Callable[[Any], list[tuple[str, str]]] | None = None,
         plain_output: bool = False,
         inline: bool = False,
     ) -> Callable[[Handler], Handler]:

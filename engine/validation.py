@@ -143,7 +143,7 @@ def _configs(nodes: list[Node], registry: NodeRegistry) -> tuple[dict[str, Any],
             problems.append(_problem(node.id, f"config{'.' + field if field else ''}", message))
             continue
         checked = node_type.check(config) if node_type.check else []
-        problems += [_problem(node.id, "config", message) for message in checked]
+        problems += [_problem(node.id, f"config.{field}", message) for field, message in checked]
         configs[node.id] = config
     return configs, problems
 

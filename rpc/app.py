@@ -69,7 +69,7 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         registry = build_registry(settings.plugins)
         store = await Store.open(settings.db, settings.durability, settings.status_cache_bytes)
-        engine = Engine(registry, store.writer, settings.engine_limits)
+        engine = Engine(registry, store.writer, settings.engine_limits, store.controls)
         try:
             if settings.load_blueprints:
                 count = await import_folder(settings.blueprints_dir, store, engine)
@@ -77,6 +77,7 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
             resumed = await engine.resume(store.resume_source)
             if resumed:
                 log.info("resumed %d unfinished executions from the log", resumed)
+            engine.start_background()
             services = Services(
                 settings=settings,
                 store=store,

@@ -116,6 +116,17 @@ RouterTree = Mapping[str, "Procedure | RouterTree"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def merge(*routers: RouterTree) -> dict[str, Procedure | RouterTree]:
+    """One namespace from several modules; a name two of them claim fails at startup."""
+    merged: dict[str, Procedure | RouterTree] = {}
+    for router in routers:
+        for name, node in router.items():
+            if name in merged:
+                raise ValueError(f"Duplicate key: {name}")
+            merged[name] = node
+    return merged
+
+
 def flatten(tree: RouterTree, prefix: str = "") -> dict[str, Procedure]:
     """Dotted paths to procedures. Names may not hold dots, so paths cannot collide; a malformed
     name fails at startup."""

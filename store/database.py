@@ -18,6 +18,7 @@ import aiosqlite
 from store import migrations
 from store._thread import run_on_thread
 from store.blueprints import Blueprints
+from store.controls import Controls
 from store.reads import ExecutionReads
 from store.resume import LogResumeSource
 from store.status_cache import StatusCache
@@ -56,6 +57,7 @@ class Store:
         self.executions = ExecutionReads(reader_db, cache)
         self.blueprints = Blueprints(self.writer, reader_db)
         self.resume_source = LogResumeSource(reader_db)
+        self.controls = Controls(self.writer, reader_db)
 
     @classmethod
     async def open(

@@ -20,6 +20,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 INSERT_LOG = (
     "INSERT INTO logs (execution_id, seq, gid, level, node_id, entry) VALUES (?, ?, ?, ?, ?, ?)"
 )
+SET_CONTROL_OUTCOME = """
+UPDATE controls SET outcome = ?, applied_at = ? WHERE id = ? AND outcome IS NULL
+"""
 LAST_GID = "SELECT coalesce(max(gid), 0) FROM logs"
 
 # The status of one execution: each a single indexed lookup or range.

@@ -70,6 +70,25 @@ class ExecutionReads:
         )
         return [(row[0], row[1]) for row in rows]
 
+    async def most_recent(self, statuses: Iterable[str]) -> str | None:
+        """The id of the most recently started execution in one of these states."""
+        wanted = tuple(statuses)
+        marks = ", ".join("?" * len(wanted))
+        rows = await self._db.execute_fetchall(
+            f"SELECT id FROM executions WHERE status IN ({marks})"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            wanted,
+        )
+        found = next(iter(rows), None)
+        return None if found is None else str(found[0])
+
+    async def status_of(self, execution_id: str) -> str | None:
+        rows = await self._db.execute_fetchall(
+            "SELECT status FROM executions WHERE id = ?", (execution_id,)
+        )
+        found = next(iter(rows), None)
+        return None if found is None else str(found[0])
+
     async def active(self) -> list[Execution]:
         rows = await self._db.execute_fetchall(queries.ACTIVE_RECORDS)
         return [_decode_execution(row[0]) for row in rows]

@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 import aiosqlite
 import msgspec
 
-from engine.events import Event, ExecutionCreated, ExecutionUpdated, LogAppended, StepUpdated
+from engine.clock import now_iso
+from engine.events import (
+    ControlApplied,
+    Event,
+    ExecutionCreated,
+    ExecutionUpdated,
+    LogAppended,
+    StepUpdated,
+)
 from engine.records import Execution, Step
 from store import queries
 from store._thread import run_on_thread
@@ -193,6 +201,7 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
     steps: dict[tuple[str, int], Step] = {}
     outputs: dict[tuple[str, int], StepUpdated] = {}
     logs: list[list[Any]] = []
+    controls: list[tuple[Any, ...]] = []
     for event in events:
         if isinstance(event, LogAppended):
             entry = event.entry
@@ -209,6 +218,8 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
         elif isinstance(event, ExecutionCreated):
             created[event.execution_id] = event
             executions[event.execution_id] = event.execution
+        elif isinstance(event, ControlApplied):
+            controls.append((_encode(event.outcome), now_iso(), event.command_id))
     if created:
         _insert_executions(conn, created, executions, steps)
     conn.executemany(
@@ -227,6 +238,9 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
         for offset, row in enumerate(logs, start=1):
             row[2] = base + offset
         conn.executemany(queries.INSERT_LOG, logs)
+    if controls:
+        # Another engine may have answered first (a command for a finished execution).
+        conn.executemany(queries.SET_CONTROL_OUTCOME, controls)
     return {event.execution_id for event in events}
 
 

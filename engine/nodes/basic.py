@@ -12,6 +12,7 @@ from engine.errors import NodeError
 from engine.expressions import ExpressionError, check_template, compile_expression, is_truthy
 from engine.records import PauseReason
 from engine.registry import NodeRegistry, NodeType
+from engine.schemas import schema_problems
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -133,6 +134,7 @@ def register(registry: NodeRegistry) -> None:
             InputConfig,
             None,
             PauseReason.INPUT,
+            check=lambda config: schema_problems(config.schema, "schema"),
         )
     )
     registry.add(

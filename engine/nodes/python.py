@@ -33,10 +33,10 @@ def register(registry: NodeRegistry) -> None:
             return await function(context)
         return await asyncio.to_thread(function, context)
 
-    def check(config: PythonConfig) -> list[str]:
+    def check(config: PythonConfig) -> list[tuple[str, str]]:
         if registry.python_function(config.function) is None:
             known = ", ".join(registry.function_names()) or "none are registered"
-            return [f"unknown python function {config.function!r} (known: {known})"]
+            return [("function", f"unknown python function {config.function!r} (known: {known})")]
         return []
 
     registry.node_type("python", config=PythonConfig, check=check)(python)

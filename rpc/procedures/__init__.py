@@ -1,13 +1,13 @@
 """The procedures, one module per namespace, composed once into the root router."""
 
-from rpc.procedures import blueprint, execution, system
-from rpc.router import RouterTree
+from rpc.procedures import blueprint, execution, execution_control, system
+from rpc.router import RouterTree, merge
 
 
 def root_router() -> RouterTree:
     return {
         "blueprint": blueprint.router,
-        "execution": execution.router,
+        "execution": merge(execution.router, execution_control.router),
         "system": system.router,
     }
 

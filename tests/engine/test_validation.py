@@ -255,7 +255,7 @@ def test_python_function_must_be_registered(registry):
     problems = problems_of(
         blueprint({"id": "p", "type": "python", "config": {"function": "missing"}}), registry
     )
-    assert where(problems) == {("p", "config")}
+    assert where(problems) == {("p", "config.function")}
     assert "missing" in problems[0].message
 
 

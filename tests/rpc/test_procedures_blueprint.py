@@ -290,7 +290,7 @@ INVALID = [
     ),
     pytest.param(
         {"name": "x", "nodes": [{"id": "a", "type": "python", "config": {"function": "nope"}}]},
-        [("a", "config", "unknown python function")],
+        [("a", "config.function", "unknown python function")],
         id="unknown-python-function",
     ),
     pytest.param(

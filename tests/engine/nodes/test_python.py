@@ -96,7 +96,7 @@ def test_an_unknown_function_is_rejected_at_validation(registry, engine):
     with pytest.raises(BlueprintInvalid) as caught:
         engine.validate(blueprint(python_node("unknown")))
     [problem] = caught.value.problems
-    assert (problem.node_id, problem.field) == ("p", "config")
+    assert (problem.node_id, problem.field) == ("p", "config.function")
     assert "unknown" in problem.message and "known" in problem.message
 
 
