@@ -22,13 +22,24 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rpc.errors import ErrorCode, RPCError
 from rpc.resolver import JSON_HEADERS, HTTPRequest, HTTPResponse, Resolver
 
 URL_TOO_LONG = "blueprint.url_too_long"
+#: The headers the resolver and the context read; the fast path decodes only these.
+_READ_HEADERS = frozenset(
+    (
+        b"content-type",
+        b"accept",
+        b"trpc-accept",
+        b"authorization",
+        b"x-api-key",
+        b"origin",
+        b"last-event-id",
+    )
+)
 _PARSE_URL_LIMIT = 0xFFFF
 _STATUS_LINES = {
     200: b"HTTP/1.1 200 OK\r\n",
@@ -54,10 +65,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # uvicorn's own on_header, inlined: this runs for every header of every request.
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > self.max_header_bytes:
             raise ValueError("request headers too large")
-        super().on_header(name, value)
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if len(self.url) <= _PARSE_URL_LIMIT and not self._url_overflow:
@@ -152,22 +167,29 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
         """An exchange for this request if the fast path can take it, else None."""
         if self.cycle is not None and not self.cycle.response_complete:
             return None  # pipelined behind a request in flight: keep uvicorn's ordering
-        if self._url_overflow or len(self.url) > _PARSE_URL_LIMIT:
+        url = self.url
+        if (
+            self._url_overflow
+            or len(url) > _PARSE_URL_LIMIT
+            or not url.startswith(self.trpc_prefix)
+        ):
             return None
         method = self.parser.get_method()
-        if method not in (b"GET", b"POST") or self.parser.should_upgrade():
-            return None
-        url = httptools.parse_url(self.url)
-        raw_path = url.path
-        if not raw_path.startswith(self.trpc_prefix):
+        if (method != b"GET" and method != b"POST") or self.expect_100_continue:
             return None
         headers: dict[str, str] = {}
         for name, value in self.headers:
-            if name in (b"expect", b"trpc-accept") or (name == b"origin" and self.cors_enabled):
+            if name in _READ_HEADERS:
+                if (
+                    name == b"trpc-accept"
+                    or (name == b"accept" and b"jsonl" in value)
+                    or (name == b"origin" and self.cors_enabled)
+                ):
+                    return None  # streams and CORS are Starlette's
+                headers[name.decode()] = value.decode("latin-1")
+            elif name == b"upgrade":
                 return None
-            if name == b"accept" and b"jsonl" in value:
-                return None
-            headers[name.decode("latin-1")] = value.decode("latin-1")
+        raw_path, _, query = url.partition(b"?")
         path = raw_path[len(self.trpc_prefix) :].decode("latin-1")
         if "%" in path:
             path = unquote(path)
@@ -175,9 +197,8 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
         if resolver is None or resolver.is_subscription(path):
             return None
         client = self.client[0] if self.client else None
-        request = HTTPRequest(method.decode(), path, url.query or b"", headers, b"", client)
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        return _Exchange(request, keep_alive)
+        request = HTTPRequest(method.decode(), path, query, headers, b"", client)
+        return _Exchange(request, self.parser.should_keep_alive())
 
     def _default_head(self) -> bytes:
         """uvicorn's default headers (the date), encoded once per change: it swaps the list

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--node-concurrency", type=int, default=defaults.node_concurrency)
     serve.add_argument("--max-nodes", type=int, default=defaults.max_nodes)
+    serve.add_argument(
+        "--status-cache-bytes",
+        type=int,
+        default=defaults.status_cache_bytes,
+        help="memory for the encoded statuses of finished executions; 0 turns the cache off",
+    )
     serve.add_argument("--access-log", action="store_true")
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
@@ -103,6 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         access_log=args.access_log,
         log_level=args.log_level,
         durability=Durability(args.durability),
+        status_cache_bytes=args.status_cache_bytes,
         blueprints_dir=args.blueprints_dir,
         load_blueprints=args.load_blueprints,
         plugins=tuple(args.plugin),

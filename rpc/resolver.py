@@ -70,6 +70,17 @@ _OVERRIDE_METHODS = {
 _RawInput = bytes | msgspec.Raw | RPCError | None  #: a call's input bytes, or why it has none
 
 
+class _Prepared(NamedTuple):
+    """A GET call as decoded and checked once: its procedure, input and connectionParams."""
+
+    proc: Procedure
+    value: Any
+    connection_params: Mapping[str, str]
+
+
+_PREPARED_LIMIT = 4096
+
+
 class _Outcome(NamedTuple):
     """One call's answer: its HTTP status, its envelope and the headers it asks for."""
 
@@ -96,6 +107,7 @@ class Resolver:
         self._guard = guard
         self._methods = _OVERRIDE_METHODS if options.allow_method_override else _ALLOWED_METHODS
         self._transformer = options.transformer
+        self._prepared: dict[tuple[str, bytes], _Prepared] = {}
 
     async def resolve(self, req: HTTPRequest) -> HTTPResponse:
         answer = self.start(req)
@@ -120,6 +132,11 @@ class Resolver:
         return proc is not None and proc.kind is Kind.SUBSCRIPTION
 
     def _start(self, req: HTTPRequest) -> HTTPResponse | Coroutine[Any, Any, HTTPResponse]:
+        if req.method == "GET":
+            known = self._prepared.get((req.path, req.query))
+            if known is not None and not _accepts_jsonl(req.headers):
+                ctx = self._make_context(req, known.connection_params)
+                return self._single(ctx, "GET", req.path, known.proc, known.value, prepared=True)
         if req.method == "HEAD":
             return HTTPResponse(204, [])
         if req.method not in ("GET", "POST"):
@@ -149,20 +166,38 @@ class Resolver:
             )
         if req.method == "POST":
             _require_json_content(req.headers)
-        ctx = self._make_context(req, _connection_params(params))
+        connection_params = _connection_params(params)
+        ctx = self._make_context(req, connection_params)
         raw = self._raw_input(req, params, is_batch)
         inputs = self._split_inputs(raw, is_batch, len(paths))
         if wants_jsonl:
             return self._stream_batch(ctx, req.method, paths, procs, inputs)
         if not is_batch:
-            return self._single(ctx, req.method, paths[0], procs[0], inputs[0])
+            memo = (req.path, req.query, connection_params) if req.method == "GET" else None
+            return self._single(ctx, req.method, paths[0], procs[0], inputs[0], memo=memo)
         return self._batch(ctx, req.method, paths, procs, inputs)
 
     def _single(
-        self, ctx: Any, method: str, path: str, proc: Procedure | None, raw: _RawInput
+        self,
+        ctx: Any,
+        method: str,
+        path: str,
+        proc: Procedure | None,
+        raw: Any,
+        *,
+        prepared: bool = False,
+        memo: tuple[str, bytes, Mapping[str, str]] | None = None,
     ) -> HTTPResponse | Coroutine[Any, Any, HTTPResponse]:
+        """One call: `raw` is its input bytes, or its decoded value when `prepared`."""
         try:
-            proc, value = self._prepare_call(ctx, method, path, proc, raw)
+            if prepared:
+                assert proc is not None
+                self._guard(ctx, proc, path)
+                value = raw
+            else:
+                proc, value = self._prepare_call(ctx, method, path, proc, raw)
+                if memo is not None:
+                    self._remember((memo[0], memo[1]), _Prepared(proc, value, memo[2]))
             if proc.peek is not None:
                 output = proc.peek(ctx, value)
                 if output is not None:
@@ -172,6 +207,13 @@ class Resolver:
         except Exception as exc:
             return self._respond(self._failure(exc, path, self._transformer))
         return self._finish_single(ctx, path, proc, value)
+
+    def _remember(self, key: tuple[str, bytes], prepared: _Prepared) -> None:
+        """Polls repeat the same URL: its parsed, checked input is kept, so a repeat skips
+        decoding. Bounded; cleared when full (cheaper than keeping an order)."""
+        if len(self._prepared) >= _PREPARED_LIMIT:
+            self._prepared.clear()
+        self._prepared[key] = prepared
 
     async def _finish_single(
         self, ctx: Any, path: str, proc: Procedure, value: Any
