@@ -6,6 +6,7 @@ bytes; nothing is decoded on the way out.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ class ExecutionReads:
     def __init__(self, db: aiosqlite.Connection, cache: StatusCache) -> None:
         self._db = db
         self._cache = cache
+        self._batch = _StatusBatch(db)
 
     def cached_status(
         self, execution_id: str, logs_limit: int, include: Iterable[str] = ()
@@ -49,7 +51,7 @@ class ExecutionReads:
         if cached is not None:
             return cached
         started = time.monotonic()
-        found = await read_on_thread(self._db, read_status, execution_id, logs_limit, variant[1])
+        found = await self._batch.read(execution_id, logs_limit, variant[1])
         if found is None:
             return None
         body, final = found
@@ -110,6 +112,56 @@ class ExecutionReads:
     ) -> tuple[int, list[Execution]]:
         where, args = _filters(status=status, blueprint_id=blueprint_id, batch_id=batch_id)
         return await read_on_thread(self._db, _list_executions, where, args, limit, offset)
+
+
+_Wanted = tuple[str, int, tuple[str, ...]]
+_Found = tuple[bytes, bool] | None
+
+
+class _StatusBatch:
+    """Status reads, grouped as the writer groups commits: while one group is on the reader's
+    thread, new reads wait, and the next round trip takes them all. Under load the cost of
+    reaching the thread (much higher when it runs on the other core) is shared by many reads."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._waiting: list[tuple[_Wanted, asyncio.Future[_Found]]] = []
+        self._in_flight: asyncio.Future[list[_Found]] | None = None
+
+    async def read(self, execution_id: str, logs_limit: int, include: tuple[str, ...]) -> _Found:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append(((execution_id, logs_limit, include), future))
+        if self._in_flight is None:
+            self._send()
+        return await future
+
+    def _send(self) -> None:
+        group, self._waiting = self._waiting, []
+        wanted = [item for item, _ in group]
+        self._in_flight = asyncio.ensure_future(read_on_thread(self._db, read_statuses, wanted))
+        self._in_flight.add_done_callback(lambda done: self._settle(group, done))
+
+    def _settle(
+        self,
+        group: list[tuple[_Wanted, asyncio.Future[_Found]]],
+        done: asyncio.Future[list[_Found]],
+    ) -> None:
+        self._in_flight = None
+        error = done.exception()
+        for index, (_, future) in enumerate(group):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(done.result()[index])
+        if self._waiting:
+            self._send()
+
+
+def read_statuses(conn: sqlite3.Connection, wanted: list[_Wanted]) -> list[_Found]:
+    """Several statuses in one round trip and one snapshot."""
+    return [read_status(conn, *item) for item in wanted]
 
 
 def _variant(logs_limit: int, include: Iterable[str]) -> tuple[int, tuple[str, ...]]:
