@@ -16,6 +16,7 @@ pipelined behind another, takes uvicorn's ordinary path to the Starlette app.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Coroutine
 from http import HTTPStatus
@@ -122,6 +123,17 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
     cors_enabled = False
     max_body_bytes = 1024 * 1024
     _default_cache: list[Any] = [None, b""]
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        self._idle_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         exchange = self._fast_exchange()
@@ -237,10 +249,38 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
             head.append(response.body)
         self.transport.write(b"".join(head))
         exchange.response_complete = True
-        if exchange.keep_alive:
-            self.on_response_complete()
-        else:
+        if not exchange.keep_alive:
             self.transport.close()
+        elif self.pipeline:
+            self.on_response_complete()  # uvicorn starts the request waiting behind this one
+        else:
+            self._idle()
+
+    # Keep-alive: uvicorn arms a timer after every response and cancels it on the next
+    # request. For the fast path one timer per connection is armed lazily and re-armed when it
+    # fires early; a request only notes that the connection is busy.
+
+    def _idle(self) -> None:
+        self.server_state.total_requests += 1
+        self.flow.resume_reading()
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self._idle_since is None or self.transport.is_closing():
+            return  # busy: the next response arms a new timer
+        remaining = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if remaining <= 0:
+            self.transport.close()
+        else:
+            self._idle_timer = self.loop.call_later(remaining, self._idle_check)
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+        if self.timeout_keep_alive_task is not None:
+            super()._unset_keepalive_if_required()
 
 
 _JSON_HEAD = b"".join(f"{n}: {v}\r\n".encode("latin-1") for n, v in JSON_HEADERS)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -23,8 +25,10 @@ class Services:
     started_at: float  #: time.monotonic() at startup
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(msgspec.Struct, frozen=True):
+    """Built for every call, so a Struct: it is made in C, several times faster than a
+    frozen dataclass."""
+
     services: Services
     client: str | None = None
-    connection_params: Mapping[str, str] = field(default_factory=dict)
+    connection_params: Mapping[str, str] = {}

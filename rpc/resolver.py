@@ -382,7 +382,9 @@ def _accepts_jsonl(headers: Mapping[str, str]) -> bool:
     trpc_accept = headers.get("trpc-accept")
     if trpc_accept is not None:
         return trpc_accept.strip() == "application/jsonl"
-    accept = headers.get("accept", "")
+    accept = headers.get("accept")
+    if not accept or "jsonl" not in accept:
+        return False
     return "application/jsonl" in (part.split(";")[0].strip() for part in accept.split(","))
 
 
