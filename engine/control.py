@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from engine.errors import InputInvalid
 from engine.records import ExecutionStatus
 
 if TYPE_CHECKING:
@@ -102,7 +103,10 @@ def apply(run: ExecutionRun, command: AnyCommand) -> Outcome:
         case ContinueWithoutBreakpoint():
             refusal = run.disable_breakpoints()
         case ProvideInput(node_id=node_id, data=data):
-            refusal = run.provide_input(node_id, data)
+            try:
+                refusal = run.provide_input(node_id, data)
+            except InputInvalid as exc:
+                refusal = str(exc)
         case SetTraceLogs(enabled=enabled):
             run.set_trace_logs(enabled)
             refusal = None

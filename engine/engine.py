@@ -26,7 +26,6 @@ from engine.registry import NodeRegistry
 from engine.run import ExecutionRun, RunEnvironment
 from engine.validation import DEFAULT_MAX_NODES, compile_blueprint
 
-
 log = logging.getLogger("blueprint.engine")
 
 
@@ -90,15 +89,18 @@ class Engine:
         options: RunOptions | None = None,
         batch_id: str | None = None,
         retry_of: str | None = None,
+        execution_id: str | None = None,
+        reuse: dict[str, tuple[Any, tuple[dict[str, Any], ...]]] | None = None,
     ) -> Execution:
-        """Create an execution of a blueprint from `validate` and admit it; returns once its
-        creation is durable."""
+        """Create an execution of a compiled blueprint and admit it; returns once its creation
+        is durable. `reuse` maps node ids to the (output, artifacts) a retry takes over: those
+        steps count as succeeded and do not run."""
         options = options or RunOptions()
         plan = blueprint if isinstance(blueprint, Plan) else Plan.build(blueprint, self.registry)
         now = now_ms()
         created = iso_ms(now)
         execution = Execution(
-            id=new_id("exec", now),
+            id=execution_id or new_id("exec", now),
             blueprint_id=blueprint_id,
             blueprint_version=blueprint_version,
             batch_id=batch_id,
@@ -121,7 +123,8 @@ class Engine:
             )
             for p in plan.nodes
         ]
-        run = ExecutionRun(self._env, plan, execution, steps, input, options)
+        reused = {plan.index_of[node_id]: kept for node_id, kept in (reuse or {}).items()}
+        run = ExecutionRun(self._env, plan, execution, steps, input, options, reuse=reused)
         self.sink.emit(
             ExecutionCreated(
                 execution_id=execution.id,

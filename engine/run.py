@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import msgspec
 
-from engine import attempts, expressions
+from engine import attempts, expressions, schemas
 from engine.clock import iso_ms, now_ms, parse_iso_ms
 from engine.context import NodeContext
-from engine.errors import NodeError
+from engine.errors import InputInvalid, NodeError, Problem
 from engine.events import ExecutionUpdated, LogAppended, StepUpdated
 from engine.model import RunOptions
 from engine.plan import Plan, PlannedNode
@@ -70,6 +70,7 @@ class ExecutionRun:
         *,
         outputs: dict[int, Any] | None = None,
         last_seq: int = 0,
+        reuse: dict[int, tuple[Any, tuple[dict[str, Any], ...]]] | None = None,
     ) -> None:
         self.env = env
         self.plan = plan
@@ -94,6 +95,7 @@ class ExecutionRun:
         self._dirty = False  #: the execution record changed since it was last sent
         #: Steps changed since last sent, with the output etc. to send with them.
         self._dirty_steps: dict[int, dict[str, Any]] = {}
+        self._reuse = reuse or {}  #: outputs (and artifacts) a retry takes from the original
         for index, output in (outputs or {}).items():
             self._record_output(index, output, self.steps[index].status)
 
@@ -115,8 +117,27 @@ class ExecutionRun:
         """queued -> running: schedule the nodes without dependencies."""
         self._set_execution(status=ExecutionStatus.RUNNING)
         self.log(LogLevel.INFO, f"Execution started: {len(self.steps)} nodes")
-        self._ready.extend(p.index for p in self.plan.nodes if not p.dependencies)
+        self._apply_reuse()
+        self._ready.extend(
+            p.index
+            for p in self.plan.nodes
+            if not p.dependencies and not self.steps[p.index].status.is_final
+        )
         self._advance()
+
+    def _apply_reuse(self) -> None:
+        """A retry's steps that succeeded in the original: done, with the original's output.
+        All are marked first, so releasing their dependants sees every one of them final."""
+        original = self.execution.retry_of
+        now = iso_ms(now_ms())
+        for index, (output, artifacts) in self._reuse.items():
+            self._set_step(index, status=StepStatus.SUCCEEDED, completed_at=now, duration_ms=0)
+            self._record_output(index, output, StepStatus.SUCCEEDED)
+            self._emit_step(index, output=output, artifacts=artifacts)
+            node_id = self.plan.nodes[index].node.id
+            self.log(LogLevel.INFO, f"Node {node_id} reused: it succeeded in {original}", node_id)
+        for index, (output, _) in self._reuse.items():
+            self._after_success(index, output)
 
     def resume_after_restart(self) -> None:
         """Rebuild scheduling state from the log; rerun steps a restart interrupted."""
@@ -210,6 +231,12 @@ class ExecutionRun:
         waiting_id = self.plan.nodes[index].node.id
         if node_id is not None and node_id != waiting_id:
             return f"execution is waiting for input to node {waiting_id!r}, not {node_id!r}"
+        problems = schemas.data_problems(data, self.plan.nodes[index].config.schema)
+        if problems:
+            raise InputInvalid(
+                waiting_id,
+                [Problem(node_id=waiting_id, field=path, message=m) for path, m in problems],
+            )
         self._resume()
         self._succeed_waiting(index, data)
         self._advance()
@@ -275,7 +302,9 @@ class ExecutionRun:
                 asyncio.get_running_loop().call_soon(self._advance)
                 return
             budget -= 1
-            self._begin(self._ready.popleft())
+            index = self._ready.popleft()
+            if not self.steps[index].status.is_final:
+                self._begin(index)
         if self._ready and self.execution.trace_logs and self.status is ExecutionStatus.RUNNING:
             waiting = len(self._ready)
             self.log(LogLevel.TRACE, f"{waiting} ready node(s) wait: {limit} already running")
@@ -394,13 +423,18 @@ class ExecutionRun:
         )
         if self.execution.trace_logs:
             self.log(LogLevel.TRACE, f"Node {planned.node.id} output", planned.node.id, output)
+        self._after_success(index, output)
+        self._dirty = True
+        self._advance()
+
+    def _after_success(self, index: int, output: Any) -> None:
+        """A condition's untaken branch is skipped; dependants count this node as done."""
+        planned = self.plan.nodes[index]
         if planned.then_branch or planned.else_branch:
             taken = output.get("branch") if isinstance(output, dict) else None
             not_taken = planned.else_branch if taken == "then" else planned.then_branch
             self._skip(sorted(not_taken), f"branch not taken by {planned.node.id}")
         self._release(planned.dependants, skipped=False)
-        self._dirty = True
-        self._advance()
 
     def _attempt_failed(self, index: int, error: NodeError, delay_ms: float) -> None:
         step = self.steps[index]
@@ -567,7 +601,7 @@ class ExecutionRun:
         self._record_output(index, output, StepStatus.SUCCEEDED)
         self._emit_step(index, output=output)
         self.log(LogLevel.INFO, f"Node {planned.node.id} succeeded", planned.node.id)
-        self._release(planned.dependants, skipped=False)
+        self._after_success(index, output)
 
     def _requeue_waiting(self, index: int) -> None:
         self._waiting_on = None

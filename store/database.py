@@ -19,6 +19,7 @@ from store import migrations
 from store._thread import run_on_thread
 from store.blueprints import Blueprints
 from store.controls import Controls
+from store.idempotency import IdempotencyKeys
 from store.reads import ExecutionReads
 from store.resume import LogResumeSource
 from store.status_cache import StatusCache
@@ -58,6 +59,7 @@ class Store:
         self.blueprints = Blueprints(self.writer, reader_db)
         self.resume_source = LogResumeSource(reader_db)
         self.controls = Controls(self.writer, reader_db)
+        self.idempotency = IdempotencyKeys(self.writer)
 
     @classmethod
     async def open(

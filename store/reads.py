@@ -15,6 +15,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
+from engine.model import Blueprint, RunOptions
 from engine.records import ACTIVE_EXECUTION_STATUSES, Execution, LogLevel, Step
 from store import queries
 from store._thread import read_on_thread
@@ -25,6 +26,8 @@ _STEP_RECORDS = msgspec.json.Decoder(list[Step])
 _decode_execution = msgspec.json.Decoder(Execution).decode
 _decode_step = msgspec.json.Decoder(Step).decode
 _decode_any = msgspec.json.Decoder().decode
+_decode_blueprint = msgspec.json.Decoder(Blueprint).decode
+_decode_options = msgspec.json.Decoder(RunOptions).decode
 _encode = msgspec.json.Encoder().encode
 
 INCLUDE_OPTIONS = ("artifacts", "metrics", "outputs")
@@ -91,6 +94,15 @@ class ExecutionReads:
         found = next(iter(rows), None)
         return None if found is None else str(found[0])
 
+    async def record(self, execution_id: str) -> Execution | None:
+        rows = await self._db.execute_fetchall(queries.EXECUTION_RECORD, (execution_id,))
+        found = next(iter(rows), None)
+        return None if found is None else _decode_execution(found[0])
+
+    async def retry_source(self, execution_id: str) -> RetrySource | None:
+        """What a retry of this execution starts from, or None if it is unknown."""
+        return await read_on_thread(self._db, _retry_source, execution_id)
+
     async def active(self) -> list[Execution]:
         rows = await self._db.execute_fetchall(queries.ACTIVE_RECORDS)
         return [_decode_execution(row[0]) for row in rows]
@@ -112,6 +124,39 @@ class ExecutionReads:
     ) -> tuple[int, list[Execution]]:
         where, args = _filters(status=status, blueprint_id=blueprint_id, batch_id=batch_id)
         return await read_on_thread(self._db, _list_executions, where, args, limit, offset)
+
+
+class RetrySource(msgspec.Struct, frozen=True, kw_only=True):
+    execution: Execution
+    blueprint: Blueprint
+    input: Any
+    options: RunOptions
+    #: node id -> (output, artifacts) of each step that succeeded
+    succeeded: dict[str, tuple[Any, tuple[dict[str, Any], ...]]]
+
+
+def _retry_source(conn: sqlite3.Connection, execution_id: str) -> RetrySource | None:
+    row = conn.execute(
+        "SELECT record, snapshot, input, options FROM executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    outputs = conn.execute(
+        "SELECT s.node_id, o.output, o.artifacts FROM steps s"
+        " JOIN step_outputs o ON o.execution_id = s.execution_id AND o.idx = s.idx"
+        " WHERE s.execution_id = ? AND s.status = 'succeeded'",
+        (execution_id,),
+    ).fetchall()
+    return RetrySource(
+        execution=_decode_execution(row[0]),
+        blueprint=_decode_blueprint(row[1]),
+        input=_decode_any(row[2]),
+        options=_decode_options(row[3]),
+        succeeded={
+            node_id: (_decode_any(output), tuple(_decode_any(artifacts)))
+            for node_id, output, artifacts in outputs
+        },
+    )
 
 
 _Wanted = tuple[str, int, tuple[str, ...]]

@@ -1,14 +1,22 @@
-"""Starting an execution from a request: find or check the blueprint, then hand it to the engine."""
+"""Starting an execution from a request: find or check the blueprint, honour an idempotency
+key, then hand it to the engine."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from typing import Any
 
+import msgspec
+
+from engine.ids import new_id
 from engine.model import RunOptions
 from engine.records import Execution
 from rpc.context import Context
 from rpc.errors import ErrorCode, RPCError
 from rpc.procedures._wire import ExecuteRequest
+
+_encode = msgspec.json.Encoder(order="deterministic").encode
 
 
 async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
@@ -25,6 +33,11 @@ async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
         document, blueprint_id, version = request.blueprint, None, None
     # Checked again before every run: node types or functions may have changed since it was saved.
     plan = services.engine.compile(document)
+    execution_id = None
+    if request.idempotency_key is not None:
+        existing, execution_id = await _claim(ctx, request)
+        if existing is not None:
+            return existing
     options = RunOptions(
         debug=request.debug,
         trace_logs=request.trace_logs,
@@ -39,4 +52,37 @@ async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
         input=request.input,
         metadata=request.metadata,
         options=options,
+        execution_id=execution_id,
     )
+
+
+async def _claim(ctx: Context, request: ExecuteRequest) -> tuple[Execution | None, str]:
+    """The execution the key already names, or None and the id to create it under."""
+    key = request.idempotency_key
+    assert key is not None
+    claim = await ctx.services.store.idempotency.claim(key, fingerprint(request), new_id("exec"))
+    if claim.conflict:
+        raise RPCError(
+            ErrorCode.CONFLICT,
+            f"idempotencyKey {key!r} was used with a different request in the last 24 hours",
+        )
+    if claim.new:
+        return None, claim.execution_id
+    # A repeat: the first request may still be creating it; wait until the log has it.
+    for _ in range(100):
+        found = await ctx.services.store.executions.record(claim.execution_id)
+        if found is not None:
+            return found, claim.execution_id
+        await asyncio.sleep(0.05)
+    raise RPCError(
+        ErrorCode.CONFLICT, f"idempotencyKey {key!r} is being used by a request still starting"
+    )
+
+
+def fingerprint(request: ExecuteRequest) -> bytes:
+    """What makes two requests the same request: everything but the key (and how long the
+    caller waits)."""
+    fields = msgspec.structs.asdict(request)
+    fields.pop("idempotency_key", None)
+    fields.pop("wait_ms", None)
+    return hashlib.sha256(_encode(fields)).digest()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import msgspec
+
 from engine import control
 from engine.records import ACTIVE_EXECUTION_STATUSES, ExecutionStatus
 from rpc.context import Context
@@ -57,6 +59,12 @@ class InputAnswer(Input, frozen=True, kw_only=True):
 class TraceInput(Input, frozen=True, kw_only=True):
     enabled: bool
     execution_id: ExecutionId | None = None
+
+
+class Retried(Output, frozen=True, kw_only=True):
+    execution_id: str
+    status: str
+    retry_of: str
 
 
 class TraceAnswer(Output, frozen=True, kw_only=True):
@@ -151,6 +159,35 @@ async def set_trace_logs(ctx: Context, input: TraceInput) -> TraceAnswer:
     )
 
 
+async def retry(ctx: Context, input: OneExecution) -> Retried:
+    """A new execution of the same blueprint snapshot, input and options that reuses the
+    outputs of the steps that succeeded and runs the rest; records retryOf."""
+    services = ctx.services
+    source = await services.store.executions.retry_source(input.execution_id)
+    if source is None:
+        raise RPCError(ErrorCode.NOT_FOUND, f"No execution {input.execution_id}")
+    if not source.execution.status.is_final:
+        raise RPCError(
+            ErrorCode.PRECONDITION_FAILED,
+            f"Execution {input.execution_id} is {source.execution.status}: "
+            "stop it or let it end before retrying",
+        )
+    plan = services.engine.compile(msgspec.to_builtins(source.blueprint))
+    started = await services.engine.start(
+        plan,
+        blueprint_id=source.execution.blueprint_id,
+        blueprint_version=source.execution.blueprint_version,
+        input=source.input,
+        metadata=source.execution.metadata,
+        options=msgspec.structs.replace(source.options, idempotency_key=None),
+        retry_of=input.execution_id,
+        reuse=source.succeeded,
+    )
+    return Retried(
+        execution_id=started.id, status=started.status.value, retry_of=input.execution_id
+    )
+
+
 async def _command(ctx: Context, execution_id: str, command: control.AnyCommand) -> Answer:
     outcome = await ctx.services.engine.control(execution_id, command)
     return Answer(success=outcome.applied, message=outcome.message, execution_id=execution_id)
@@ -176,4 +213,5 @@ router: dict[str, Procedure] = {
     "pauseControl": mutation(pause_control, Scope.EXECUTIONS_WRITE),
     "provideInput": mutation(provide_input, Scope.EXECUTIONS_WRITE),
     "setTraceLogs": mutation(set_trace_logs, Scope.EXECUTIONS_WRITE),
+    "retry": mutation(retry, Scope.EXECUTIONS_WRITE),
 }

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import pytest
-
 from engine.errors import InputInvalid
 from tests.engine.conftest import (
     blueprint,
@@ -405,12 +403,6 @@ async def test_input_may_be_provided_without_naming_the_node(engine, sink):
     assert (await settle(engine, sink, execution_id)).outputs["approve"] == {"ok": False}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: provide_input never checks the data against the node's schema "
-    "(InputInvalid is declared but never raised)",
-)
 async def test_input_that_does_not_match_the_schema_changes_nothing(engine, sink):
     execution_id = await start(engine, approval())
     await settle(engine, sink, execution_id)

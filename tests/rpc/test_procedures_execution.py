@@ -632,13 +632,6 @@ def test_an_execution_timeout_fails_it(api: API, gate: str) -> None:
     assert by_node(status)["slow"]["status"] == "cancelled"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: idempotencyKey is never looked up: a repeated key starts a second execution, "
-    "the log drops its creation (UNIQUE constraint on executions.idempotency_key), and the "
-    "answer names an execution whose status is not_found",
-)
 @pytest.mark.parametrize("path", ["execution.executeBlueprintWithLogging", "blueprint.execute"])
 def test_a_repeated_idempotency_key_returns_the_first_execution(
     make_server: Any, path: str
@@ -655,12 +648,6 @@ def test_a_repeated_idempotency_key_returns_the_first_execution(
         assert api.query("execution.list", {"blueprintId": saved["blueprintId"]})["total"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: idempotencyKey is never looked up, so the same key with a different request "
-    "is not a CONFLICT (it answers with an execution the log dropped)",
-)
 def test_an_idempotency_key_with_a_different_request_is_a_conflict(make_server: Any) -> None:
     with API(make_server()) as api:
         request = {"blueprint": inline(noop("a")), "idempotencyKey": "nightly-2024-12-01"}
