@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 import httpx
@@ -59,6 +59,7 @@ class Engine:
         self._runs: dict[str, ExecutionRun] = {}  #: queued, running and paused
         self._queue: deque[ExecutionRun] = deque()
         self._holding: set[str] = set()  #: runs holding a slot under the global limit
+        self._batch_holding: Counter[str] = Counter()  #: slots held, by batch
         self._http: httpx.AsyncClient | None = None
         self._env = RunEnvironment(
             sink=sink,
@@ -188,7 +189,7 @@ class Engine:
             if run.status is ExecutionStatus.QUEUED:
                 self._admit(run)
             elif run.status is ExecutionStatus.RUNNING:
-                self._holding.add(run.id)
+                self._hold(run)
                 run.resume_after_restart()
             else:
                 run.resume_after_restart()
@@ -303,8 +304,8 @@ class Engine:
             await self._http.aclose()
 
     def _admit(self, run: ExecutionRun) -> None:
-        if len(self._holding) < self.limits.max_running_executions:
-            self._holding.add(run.id)
+        if self._may_start(run):
+            self._hold(run)
             run.start()
         else:
             self._queue.append(run)
@@ -318,15 +319,41 @@ class Engine:
             self._queue.remove(run)
         self._release_slot(run)
 
+    def _may_start(self, run: ExecutionRun) -> bool:
+        if len(self._holding) >= self.limits.max_running_executions:
+            return False
+        batch_id, limit = run.execution.batch_id, run.options.batch_concurrency
+        return batch_id is None or limit is None or self._batch_holding[batch_id] < limit
+
+    def _hold(self, run: ExecutionRun) -> None:
+        self._holding.add(run.id)
+        if run.execution.batch_id is not None:
+            self._batch_holding[run.execution.batch_id] += 1
+
     def _release_slot(self, run: ExecutionRun) -> None:
-        if run.id in self._holding:
-            self._holding.discard(run.id)
-            while self._queue and len(self._holding) < self.limits.max_running_executions:
-                self._admit(self._queue.popleft())
+        if run.id not in self._holding:
+            return
+        self._holding.discard(run.id)
+        batch_id = run.execution.batch_id
+        if batch_id is not None:
+            self._batch_holding[batch_id] -= 1
+            if self._batch_holding[batch_id] <= 0:
+                del self._batch_holding[batch_id]
+        self._start_queued()
+
+    def _start_queued(self) -> None:
+        """First in, first out, passing over those whose batch is at its own limit."""
+        while self._queue and len(self._holding) < self.limits.max_running_executions:
+            run = next((queued for queued in self._queue if self._may_start(queued)), None)
+            if run is None:
+                return
+            self._queue.remove(run)
+            self._hold(run)
+            run.start()
 
     def _take_slot(self, run: ExecutionRun) -> None:
         # A continued execution resumes at once, even past the limit, rather than queue again.
-        self._holding.add(run.id)
+        self._hold(run)
 
     def _http_client(self) -> httpx.AsyncClient:
         if self._http is None:

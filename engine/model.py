@@ -64,3 +64,5 @@ class RunOptions(Model, frozen=True, kw_only=True):
     timeout_ms: int | None = None
     webhook: Webhook | None = None
     idempotency_key: str | None = None
+    #: For an execution of a batch: how many of the batch's executions may run at once.
+    batch_concurrency: int | None = None

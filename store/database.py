@@ -17,6 +17,7 @@ import aiosqlite
 
 from store import migrations
 from store._thread import run_on_thread
+from store.batches import Batches
 from store.blueprints import Blueprints
 from store.controls import Controls
 from store.idempotency import IdempotencyKeys
@@ -60,6 +61,7 @@ class Store:
         self.resume_source = LogResumeSource(reader_db)
         self.controls = Controls(self.writer, reader_db)
         self.idempotency = IdempotencyKeys(self.writer)
+        self.batches = Batches(self.writer, reader_db)
 
     @classmethod
     async def open(

@@ -30,6 +30,7 @@ from engine.events import (
 )
 from engine.records import Execution, Step
 from store import queries
+from store._batch_counts import refresh_batch
 from store._thread import run_on_thread
 from store.errors import StoreUnavailable
 
@@ -220,6 +221,7 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
             executions[event.execution_id] = event.execution
         elif isinstance(event, ControlApplied):
             controls.append((_encode(event.outcome), now_iso(), event.command_id))
+    batches = {e.batch_id for e in executions.values() if e.batch_id is not None}
     if created:
         _insert_executions(conn, created, executions, steps)
     conn.executemany(
@@ -241,6 +243,8 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
     if controls:
         # Another engine may have answered first (a command for a finished execution).
         conn.executemany(queries.SET_CONTROL_OUTCOME, controls)
+    for batch_id in batches:
+        refresh_batch(conn, batch_id)
     return {event.execution_id for event in events}
 
 

@@ -15,6 +15,7 @@ from engine import control
 from engine.records import ACTIVE_EXECUTION_STATUSES, ExecutionStatus
 from rpc.context import Context
 from rpc.errors import ErrorCode, RPCError
+from rpc.procedures._stopping import stop_executions
 from rpc.procedures._wire import ExecutionId, Input, Output
 from rpc.router import Procedure, Scope, mutation
 
@@ -67,6 +68,16 @@ class Retried(Output, frozen=True, kw_only=True):
     retry_of: str
 
 
+class StoppedAll(Output, frozen=True, kw_only=True):
+    success: bool
+    message: str
+    total_batches: int
+    total_stopped: int
+    running_stopped: int
+    queued_cancelled: int
+    batches: list[str]
+
+
 class TraceAnswer(Output, frozen=True, kw_only=True):
     success: bool
     message: str
@@ -101,6 +112,27 @@ async def stop(ctx: Context, input: MaybeExecution) -> Stopped:
         execution_id=execution_id,
         was_running=outcome.was_running,
         was_queued=outcome.was_queued,
+    )
+
+
+async def stop_all(ctx: Context, input: None) -> StoppedAll:
+    """Stop every active execution: running ones stopped, queued ones cancelled; the batches
+    they belong to are marked stopped."""
+    store = ctx.services.store
+    active = await store.batches.active_executions(None)
+    batches = sorted({batch_id for _, _, batch_id in active if batch_id is not None})
+    running, queued = await stop_executions(ctx, active)
+    await store.batches.mark_stopped(batches)
+    return StoppedAll(
+        success=True,
+        message=f"Stopped {running + queued} executions in {len(batches)} batches"
+        if active
+        else "No active executions",
+        total_batches=len(batches),
+        total_stopped=running + queued,
+        running_stopped=running,
+        queued_cancelled=queued,
+        batches=batches,
     )
 
 
@@ -208,6 +240,7 @@ async def _target(ctx: Context, execution_id: str | None, states: list[str]) -> 
 
 router: dict[str, Procedure] = {
     "stop": mutation(stop, Scope.EXECUTIONS_WRITE),
+    "stopAll": mutation(stop_all, Scope.EXECUTIONS_WRITE),
     "pause": mutation(pause, Scope.EXECUTIONS_WRITE),
     "continue": mutation(continue_, Scope.EXECUTIONS_WRITE),
     "pauseControl": mutation(pause_control, Scope.EXECUTIONS_WRITE),

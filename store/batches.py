@@ -1,0 +1,182 @@
+"""Batches: their rows, items, counts, and clearing finished history."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from engine.records import Execution
+from store._batch_counts import refresh_batch
+from store._thread import read_on_thread
+from store.writer import EventWriter
+
+_execution = msgspec.json.Decoder(Execution)
+_FINAL = ("completed", "failed", "cancelled")
+_ACTIVE = ("queued", "running", "paused")
+
+
+class BatchItem(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    execution_id: str
+    blueprint_id: str | None
+    workflow_path: str | None
+
+
+class BatchRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    source_type: str
+    folder_path: str | None
+    concurrency: int
+    total: int
+    status: str
+    completed: int
+    failed: int
+    running: int
+    queued: int
+    created_at: str
+    ended_at: str | None
+
+
+class BatchItemStatus(msgspec.Struct, frozen=True, kw_only=True):
+    item: BatchItem
+    status: str
+    current_node_id: str | None
+
+
+class Cleared(msgspec.Struct, frozen=True, kw_only=True):
+    batches: int
+    executions: int
+    kept_active: int
+    execution_ids: list[str]
+
+
+_COLUMNS = (
+    "id, source_type, folder_path, concurrency, total, status, completed, failed, running,"
+    " queued, created_at, ended_at"
+)
+
+
+class Batches:
+    def __init__(self, writer: EventWriter, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+
+    async def create(self, batch: BatchRow, items: list[BatchItem]) -> None:
+        await self._writer.write(_create, batch, items)
+
+    async def get(self, batch_id: str) -> tuple[BatchRow, list[BatchItemStatus]] | None:
+        return await read_on_thread(self._reader, _get, batch_id)
+
+    async def page(self, status: str | None, limit: int, offset: int) -> tuple[int, list[BatchRow]]:
+        return await read_on_thread(self._reader, _list, status, limit, offset)
+
+    async def active_executions(self, batch_id: str | None) -> list[tuple[str, str, str | None]]:
+        """(execution id, status, batch id) of the active executions, of one batch or all."""
+        where = " AND batch_id = ?" if batch_id is not None else ""
+        args = (batch_id,) if batch_id is not None else ()
+        marks = ", ".join(f"'{s}'" for s in _ACTIVE)
+        rows = await self._reader.execute_fetchall(
+            f"SELECT id, status, batch_id FROM executions WHERE status IN ({marks}){where}"
+            " ORDER BY created_at, rowid",
+            args,
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def mark_stopped(self, batch_ids: list[str]) -> None:
+        if batch_ids:
+            await self._writer.write(_mark_stopped, batch_ids)
+
+    async def clear_finished(self) -> Cleared:
+        return await self._writer.write(_clear_finished)  # type: ignore[no-any-return]
+
+
+def _create(conn: sqlite3.Connection, batch: BatchRow, items: list[BatchItem]) -> None:
+    conn.execute(
+        f"INSERT INTO batches ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _row_values(batch),
+    )
+    conn.executemany(
+        "INSERT INTO batch_items (batch_id, position, execution_id, blueprint_id, workflow_path)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(batch.id, i.position, i.execution_id, i.blueprint_id, i.workflow_path) for i in items],
+    )
+
+
+def _row_values(batch: BatchRow) -> tuple[Any, ...]:
+    return tuple(getattr(batch, field) for field in _COLUMNS.replace(" ", "").split(","))
+
+
+def _batch(row: tuple[Any, ...]) -> BatchRow:
+    return BatchRow(**dict(zip(_COLUMNS.replace(" ", "").split(","), row, strict=True)))
+
+
+def _get(conn: sqlite3.Connection, batch_id: str) -> tuple[BatchRow, list[BatchItemStatus]] | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
+    if row is None:
+        return None
+    items = conn.execute(
+        "SELECT i.position, i.execution_id, i.blueprint_id, i.workflow_path, e.status, e.record"
+        " FROM batch_items i LEFT JOIN executions e ON e.id = i.execution_id"
+        " WHERE i.batch_id = ? ORDER BY i.position",
+        (batch_id,),
+    ).fetchall()
+    statuses = []
+    for position, execution_id, blueprint_id, path, status, record in items:
+        item = BatchItem(
+            position=position,
+            execution_id=execution_id,
+            blueprint_id=blueprint_id,
+            workflow_path=path,
+        )
+        current = _execution.decode(record).current_step if record is not None else None
+        statuses.append(
+            BatchItemStatus(item=item, status=status or "queued", current_node_id=current)
+        )
+    return _batch(row), statuses
+
+
+def _list(
+    conn: sqlite3.Connection, status: str | None, limit: int, offset: int
+) -> tuple[int, list[BatchRow]]:
+    where, args = (" WHERE status = ?", (status,)) if status else ("", ())
+    total = conn.execute(f"SELECT count(*) FROM batches{where}", args).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM batches{where}"
+        " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+        (*args, limit, offset),
+    ).fetchall()
+    return int(total), [_batch(row) for row in rows]
+
+
+def _mark_stopped(conn: sqlite3.Connection, batch_ids: list[str]) -> None:
+    conn.executemany("UPDATE batches SET stopped = 1 WHERE id = ?", [(b,) for b in batch_ids])
+    for batch_id in batch_ids:
+        refresh_batch(conn, batch_id)
+
+
+def _clear_finished(conn: sqlite3.Connection) -> Cleared:
+    """Delete finished executions (with their steps, outputs, logs and commands) and the
+    batches whose executions have all finished; keep everything active."""
+    finals = ", ".join(f"'{s}'" for s in _FINAL)
+    ids = [row[0] for row in conn.execute(f"SELECT id FROM executions WHERE status IN ({finals})")]
+    kept = conn.execute(
+        f"SELECT count(*) FROM executions WHERE status NOT IN ({finals})"
+    ).fetchone()[0]
+    batch_ids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM batches WHERE status != 'running' AND NOT EXISTS (SELECT 1 FROM"
+            f" executions e WHERE e.batch_id = batches.id AND e.status NOT IN ({finals}))"
+        )
+    ]
+    for table in ("steps", "step_outputs", "logs", "controls"):
+        conn.executemany(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
+    conn.executemany("DELETE FROM executions WHERE id = ?", [(i,) for i in ids])
+    conn.executemany("DELETE FROM batch_items WHERE batch_id = ?", [(b,) for b in batch_ids])
+    conn.executemany("DELETE FROM batches WHERE id = ?", [(b,) for b in batch_ids])
+    return Cleared(
+        batches=len(batch_ids), executions=len(ids), kept_active=int(kept), execution_ids=ids
+    )
