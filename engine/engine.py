@@ -20,11 +20,12 @@ from engine.events import ControlApplied, ExecutionCreated, ExecutionUpdated
 from engine.ids import new_id, step_id
 from engine.model import Blueprint, RunOptions
 from engine.plan import Plan
-from engine.ports import ControlLog, EventSink, ResumeSource
+from engine.ports import ControlLog, DeliveryLog, EventSink, ResumeSource
 from engine.records import Execution, ExecutionStatus, LogLevel, Step, StepStatus
 from engine.registry import NodeRegistry
 from engine.run import ExecutionRun, RunEnvironment
 from engine.validation import DEFAULT_MAX_NODES, compile_blueprint
+from engine.webhooks import WebhookDeliverer, WebhookPolicy
 
 log = logging.getLogger("blueprint.engine")
 
@@ -45,6 +46,8 @@ class Engine:
         sink: EventSink,
         limits: EngineLimits | None = None,
         controls: ControlLog | None = None,
+        deliveries: DeliveryLog | None = None,
+        webhooks: WebhookPolicy | None = None,
     ) -> None:
         self.registry = registry
         self.sink = sink
@@ -52,6 +55,14 @@ class Engine:
         self._control_wake = asyncio.Event()
         self._control_waiters: dict[int, asyncio.Future[Outcome]] = {}
         self._control_task: asyncio.Task[None] | None = None
+        self.webhooks = webhooks or WebhookPolicy()
+        self._deliveries = deliveries
+        self._deliverer = (
+            WebhookDeliverer(deliveries, self._http_client, self.note, self.webhooks)
+            if deliveries is not None
+            else None
+        )
+        self._deliver_task: asyncio.Task[None] | None = None
         self.limits = limits or EngineLimits()
         # Outputs nest one level per node along a chain of noops (each passes its dependency's
         # output on), and encoding or decoding them recurses once per level.
@@ -61,6 +72,7 @@ class Engine:
         self._holding: set[str] = set()  #: runs holding a slot under the global limit
         self._batch_holding: Counter[str] = Counter()  #: slots held, by batch
         self._http: httpx.AsyncClient | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._env = RunEnvironment(
             sink=sink,
             http=self._http_client,
@@ -69,6 +81,7 @@ class Engine:
             on_finished=self._finished,
             on_paused=self._release_slot,
             on_resumed=self._take_slot,
+            on_webhook=self._webhook_queued,
         )
 
     def validate(self, document: Any) -> Blueprint:
@@ -198,9 +211,30 @@ class Engine:
     # Control
 
     def start_background(self) -> None:
-        """Begin applying control commands (after resume, so restored runs can take theirs)."""
+        """Begin applying control commands and delivering webhooks (after resume, so restored
+        runs can take their commands)."""
         if self.controls is not None and self._control_task is None:
             self._control_task = asyncio.ensure_future(self._apply_commands_forever())
+        if self._deliverer is not None and self._deliver_task is None:
+            self._deliver_task = asyncio.ensure_future(self._deliverer.run_forever())
+
+    async def note(self, execution_id: str, level: LogLevel, message: str) -> None:
+        """Add a line to an execution's log, whether a run still holds it or not."""
+        run = self._runs.get(execution_id)
+        if run is not None:
+            run.log(level, message)
+        elif self._deliveries is not None:
+            await self._deliveries.append_log(execution_id, level, message)
+
+    def _webhook_queued(self, run: ExecutionRun) -> None:
+        async def wake_when_written() -> None:
+            with contextlib.suppress(Exception):
+                await self.sink.flush()
+            if self._deliverer is not None:
+                self._deliverer.wake()
+
+        self._background.add(task := asyncio.ensure_future(wake_when_written()))
+        task.add_done_callback(self._background.discard)
 
     async def control(self, execution_id: str, command: AnyCommand) -> Outcome:
         """Record a command, have it applied in order, and return its outcome. Input that does
@@ -292,10 +326,13 @@ class Engine:
 
     async def close(self) -> None:
         """Stop every run without recording it: the next start resumes them from the log."""
-        if self._control_task is not None:
-            self._control_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._control_task
+        for task in (self._control_task, self._deliver_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._deliverer is not None:
+            await self._deliverer.close()
         for run in self._runs.values():
             run.detach()
         self._runs.clear()

@@ -51,4 +51,15 @@ class ControlApplied(Event, frozen=True, tag="control.applied"):
     outcome: Outcome
 
 
-EngineEvent = ExecutionCreated | ExecutionUpdated | StepUpdated | LogAppended | ControlApplied
+class WebhookDue(Event, frozen=True, tag="webhook.due"):
+    """A webhook to deliver: recorded with the change it reports, so a crash cannot lose it."""
+
+    event: str
+    url: str
+    secret: str | None
+    body: bytes
+
+
+EngineEvent = (
+    ExecutionCreated | ExecutionUpdated | StepUpdated | LogAppended | ControlApplied | WebhookDue
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -50,9 +50,14 @@ class Blueprint(Model, frozen=True, kw_only=True):
     nodes: tuple[Node, ...]
 
 
+WebhookEvent = Literal["completed", "failed", "cancelled", "paused"]
+
+
 class Webhook(Model, frozen=True, kw_only=True):
+    """POST the execution's status to `url` on these events, signed with `secret` if given."""
+
     url: str
-    events: tuple[str, ...] = ("completed", "failed", "cancelled", "paused")
+    events: tuple[WebhookEvent, ...] = ("completed", "failed", "cancelled", "paused")
     secret: str | None = None
 
 

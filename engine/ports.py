@@ -9,7 +9,7 @@ import msgspec
 from engine.control import AnyCommand, Outcome, RecordedCommand
 from engine.events import Event
 from engine.model import Blueprint, RunOptions
-from engine.records import AwaitingInput, Execution, ExecutionStatus, Step
+from engine.records import AwaitingInput, Execution, ExecutionStatus, LogLevel, Step
 
 
 class EventSink(Protocol):
@@ -54,3 +54,28 @@ class ControlLog(Protocol):
 
     async def awaiting_input(self, execution_id: str) -> AwaitingInput | None:
         """What the execution waits for, as last committed."""
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    execution_id: str
+    event: str
+    url: str
+    secret: str | None
+    body: bytes
+    attempts: int  #: made so far
+
+
+class DeliveryLog(Protocol):
+    async def due(self, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due, oldest first."""
+
+    async def attempted(
+        self, delivery_id: int, attempts: int, status: str, error: str | None, next_at: int
+    ) -> None:
+        """Record an attempt: status stays `pending` (retry at next_at), or ends it."""
+
+    async def append_log(
+        self, execution_id: str, level: LogLevel, message: str, data: Any = None
+    ) -> None:
+        """A log line for an execution that has finished (no run holds it)."""

@@ -22,7 +22,7 @@ from engine import attempts, expressions, schemas
 from engine.clock import iso_ms, now_ms, parse_iso_ms
 from engine.context import NodeContext
 from engine.errors import InputInvalid, NodeError, Problem
-from engine.events import ExecutionUpdated, LogAppended, StepUpdated
+from engine.events import ExecutionUpdated, LogAppended, StepUpdated, WebhookDue
 from engine.model import RunOptions
 from engine.plan import Plan, PlannedNode
 from engine.ports import EventSink
@@ -40,6 +40,7 @@ from engine.records import (
 )
 
 replace = msgspec.structs.replace
+_encode = msgspec.json.Encoder().encode
 #: Inline nodes started in one go before the loop gets a turn.
 _INLINE_BUDGET = 256
 log = logging.getLogger("blueprint.engine")
@@ -56,6 +57,7 @@ class RunEnvironment:
     on_finished: Callable[[ExecutionRun], None]
     on_paused: Callable[[ExecutionRun], None]
     on_resumed: Callable[[ExecutionRun], None]
+    on_webhook: Callable[[ExecutionRun], None] = lambda run: None
 
 
 class ExecutionRun:
@@ -96,6 +98,7 @@ class ExecutionRun:
         #: Steps changed since last sent, with the output etc. to send with them.
         self._dirty_steps: dict[int, dict[str, Any]] = {}
         self._reuse = reuse or {}  #: outputs (and artifacts) a retry takes from the original
+        self._webhook_event: str | None = None  #: a status the webhook wants to hear of
         for index, output in (outputs or {}).items():
             self._record_output(index, output, self.steps[index].status)
 
@@ -749,6 +752,9 @@ class ExecutionRun:
         if status_changed:
             self.changed.set()
             self.changed = asyncio.Event()
+            webhook = self.options.webhook
+            if webhook is not None and self.execution.status.value in webhook.events:
+                self._webhook_event = self.execution.status.value
 
     def _emit_execution(self) -> None:
         """Send the execution record, its derived fields brought up to date."""
@@ -772,3 +778,18 @@ class ExecutionRun:
         self._dirty = False
         if not self._detached:
             self.env.sink.emit(ExecutionUpdated(execution_id=self.id, execution=self.execution))
+            if self._webhook_event is not None:
+                self._webhook_due(self._webhook_event)
+
+    def _webhook_due(self, event: str) -> None:
+        """Queue the webhook with the record it reports; it is written with that record."""
+        self._webhook_event = None
+        webhook = self.options.webhook
+        assert webhook is not None
+        body = _encode({"event": event, "executionId": self.id, "execution": self.execution})
+        self.env.sink.emit(
+            WebhookDue(
+                execution_id=self.id, event=event, url=webhook.url, secret=webhook.secret, body=body
+            )
+        )
+        self.env.on_webhook(self)

@@ -69,7 +69,14 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         registry = build_registry(settings.plugins)
         store = await Store.open(settings.db, settings.durability, settings.status_cache_bytes)
-        engine = Engine(registry, store.writer, settings.engine_limits, store.controls)
+        engine = Engine(
+            registry,
+            store.writer,
+            settings.engine_limits,
+            controls=store.controls,
+            deliveries=store.deliveries,
+            webhooks=settings.webhooks,
+        )
         try:
             if settings.load_blueprints:
                 count = await import_folder(settings.blueprints_dir, store, engine)

@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--webhook-allow",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host webhooks may be sent to (repeatable); default: loopback only",
+    )
     serve.set_defaults(run=run_serve)
     return parser
 
@@ -116,6 +123,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_running_executions=args.max_running_executions,
         node_concurrency=args.node_concurrency,
         max_nodes=args.max_nodes,
+        webhook_allow=tuple(args.webhook_allow) or Settings().webhook_allow,
     )
 
 

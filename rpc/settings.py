@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from engine.engine import EngineLimits
+from engine.webhooks import LOOPBACK, WebhookPolicy
 from rpc.codec import Transformer
 from rpc.resolver import WireOptions
 from store import Durability
@@ -34,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_running_executions: int = 16
     node_concurrency: int = 8
     max_nodes: int = 10_000
+    webhook_allow: tuple[str, ...] = LOOPBACK  #: the hosts webhooks may go to
+
+    @property
+    def webhooks(self) -> WebhookPolicy:
+        return WebhookPolicy(allowed_hosts=self.webhook_allow)
 
     @property
     def engine_limits(self) -> EngineLimits:

@@ -24,6 +24,7 @@ from store.idempotency import IdempotencyKeys
 from store.reads import ExecutionReads
 from store.resume import LogResumeSource
 from store.status_cache import StatusCache
+from store.webhooks import Deliveries
 from store.writer import EventWriter
 
 
@@ -62,6 +63,7 @@ class Store:
         self.controls = Controls(self.writer, reader_db)
         self.idempotency = IdempotencyKeys(self.writer)
         self.batches = Batches(self.writer, reader_db)
+        self.deliveries = Deliveries(self.writer, reader_db, cache.invalidate)
 
     @classmethod
     async def open(

@@ -23,6 +23,10 @@ INSERT_LOG = (
 SET_CONTROL_OUTCOME = """
 UPDATE controls SET outcome = ?, applied_at = ? WHERE id = ? AND outcome IS NULL
 """
+INSERT_WEBHOOK = """
+INSERT INTO webhook_deliveries (execution_id, event, url, secret, body, created_at, next_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
 LAST_GID = "SELECT coalesce(max(gid), 0) FROM logs"
 
 # The status of one execution: each a single indexed lookup or range.

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import msgspec
 
-from engine.clock import now_iso
+from engine.clock import now_iso, now_ms
 from engine.events import (
     ControlApplied,
     Event,
@@ -27,6 +27,7 @@ from engine.events import (
     ExecutionUpdated,
     LogAppended,
     StepUpdated,
+    WebhookDue,
 )
 from engine.records import Execution, Step
 from store import queries
@@ -203,6 +204,7 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
     outputs: dict[tuple[str, int], StepUpdated] = {}
     logs: list[list[Any]] = []
     controls: list[tuple[Any, ...]] = []
+    webhooks: list[tuple[Any, ...]] = []
     for event in events:
         if isinstance(event, LogAppended):
             entry = event.entry
@@ -221,6 +223,10 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
             executions[event.execution_id] = event.execution
         elif isinstance(event, ControlApplied):
             controls.append((_encode(event.outcome), now_iso(), event.command_id))
+        elif isinstance(event, WebhookDue):
+            webhooks.append(
+                (event.execution_id, event.event, event.url, event.secret, event.body, now_iso())
+            )
     batches = {e.batch_id for e in executions.values() if e.batch_id is not None}
     if created:
         _insert_executions(conn, created, executions, steps)
@@ -245,6 +251,8 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
         conn.executemany(queries.SET_CONTROL_OUTCOME, controls)
     for batch_id in batches:
         refresh_batch(conn, batch_id)
+    if webhooks:
+        conn.executemany(queries.INSERT_WEBHOOK, [(*row, now_ms()) for row in webhooks])
     return {event.execution_id for event in events}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from engine import webhooks
 from engine.ids import new_id
 from engine.model import RunOptions
 from engine.records import Execution
@@ -31,6 +32,10 @@ async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
         if request.version is not None:
             raise RPCError(ErrorCode.BAD_REQUEST, "version applies only with blueprintId")
         document, blueprint_id, version = request.blueprint, None, None
+    if request.webhook is not None:
+        why_not = webhooks.refusal(request.webhook.url, services.engine.webhooks.allowed_hosts)
+        if why_not is not None:
+            raise RPCError(ErrorCode.FORBIDDEN, why_not[:1].upper() + why_not[1:])
     # Checked again before every run: node types or functions may have changed since it was saved.
     plan = services.engine.compile(document)
     execution_id = None

@@ -1,0 +1,94 @@
+"""The engine's DeliveryLog: webhook deliveries kept in the log until delivered or given up."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from engine.clock import now_iso, now_ms
+from engine.ports import Delivery
+from engine.records import LogEntry, LogLevel
+from store import queries
+from store.writer import EventWriter
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Deliveries:
+    def __init__(
+        self,
+        writer: EventWriter,
+        reader: aiosqlite.Connection,
+        changed: Callable[[Iterable[str]], None],
+    ) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._changed = changed  #: told which executions a write changed (the status cache)
+
+    async def due(self, limit: int = 100) -> list[Delivery]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, execution_id, event, url, secret, body, attempts FROM webhook_deliveries"
+            " WHERE status = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
+            (now_ms(), limit),
+        )
+        return [
+            Delivery(
+                id=r[0],
+                execution_id=r[1],
+                event=r[2],
+                url=r[3],
+                secret=r[4],
+                body=r[5],
+                attempts=r[6],
+            )
+            for r in rows
+        ]
+
+    async def attempted(
+        self, delivery_id: int, attempts: int, status: str, error: str | None, next_at: int
+    ) -> None:
+        finished = None if status == "pending" else now_iso()
+        await self._writer.write(
+            _attempted, delivery_id, attempts, status, error, next_at, finished
+        )
+
+    async def append_log(
+        self, execution_id: str, level: LogLevel, message: str, data: Any = None
+    ) -> None:
+        """A log line for an execution no engine holds any more (it has finished)."""
+        await self._writer.write(_append_log, execution_id, level, message, data)
+        self._changed([execution_id])
+
+
+def _attempted(
+    conn: sqlite3.Connection,
+    delivery_id: int,
+    attempts: int,
+    status: str,
+    error: str | None,
+    next_at: int,
+    finished: str | None,
+) -> None:
+    conn.execute(
+        "UPDATE webhook_deliveries SET attempts = ?, status = ?, last_error = ?, next_at = ?,"
+        " finished_at = ? WHERE id = ?",
+        (attempts, status, error, next_at, finished, delivery_id),
+    )
+
+
+def _append_log(
+    conn: sqlite3.Connection, execution_id: str, level: LogLevel, message: str, data: Any
+) -> None:
+    # The writer holds the write lock: the numbers taken here cannot be taken twice.
+    seq = conn.execute(
+        "SELECT coalesce(max(seq), 0) + 1 FROM logs WHERE execution_id = ?", (execution_id,)
+    ).fetchone()[0]
+    gid = conn.execute("SELECT coalesce(max(gid), 0) + 1 FROM logs").fetchone()[0]
+    entry = LogEntry(
+        seq=seq, timestamp=now_iso(), level=level, node_id=None, message=message, data=data
+    )
+    conn.execute(queries.INSERT_LOG, (execution_id, seq, gid, level.rank, None, _encode(entry)))
