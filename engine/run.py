@@ -119,7 +119,7 @@ class ExecutionRun:
     def start(self) -> None:
         """queued -> running: schedule the nodes without dependencies."""
         self._set_execution(status=ExecutionStatus.RUNNING)
-        self.log(LogLevel.INFO, f"Execution started: {len(self.steps)} nodes")
+        self._execution_log(LogLevel.INFO, f"Execution started: {len(self.steps)} nodes")
         self._apply_reuse()
         self._ready.extend(
             p.index
@@ -138,7 +138,9 @@ class ExecutionRun:
             self._record_output(index, output, StepStatus.SUCCEEDED)
             self._emit_step(index, output=output, artifacts=artifacts)
             node_id = self.plan.nodes[index].node.id
-            self.log(LogLevel.INFO, f"Node {node_id} reused: it succeeded in {original}", node_id)
+            self._node_log(
+                LogLevel.INFO, f"Node {node_id} reused: it succeeded in {original}", index
+            )
         for index, (output, _) in self._reuse.items():
             self._after_success(index, output)
 
@@ -161,7 +163,7 @@ class ExecutionRun:
             if step.status is StepStatus.QUEUED and self._pending[planned.index] == 0:
                 self._ready.append(planned.index)
         if self.status is ExecutionStatus.RUNNING:
-            self.log(LogLevel.WARN, "Resumed after a server restart")
+            self._execution_log(LogLevel.WARN, "Resumed after a server restart")
         self._advance()
 
     def detach(self) -> None:
@@ -180,7 +182,7 @@ class ExecutionRun:
         self._set_execution(
             status=ExecutionStatus.PAUSED, pause_reason=PauseReason.MANUAL, paused_node_id=None
         )
-        self.log(LogLevel.INFO, "Paused by a client: no new node starts until continued")
+        self._execution_log(LogLevel.INFO, "Paused by a client: no new node starts until continued")
         self._flush()
         self.env.on_paused(self)
         return None
@@ -280,6 +282,24 @@ class ExecutionRun:
             data=data,
         )
         self.env.sink.emit(LogAppended(execution_id=self.id, entry=entry))
+
+    def _node_log(self, level: LogLevel, message: str, index: int) -> None:
+        """A line about a step's transition; its data lets subscribers see the transition."""
+        step = self.steps[index]
+        data = {
+            "event": "node",
+            "nodeType": step.type,
+            "status": step.status.value,
+            "attemptNo": step.attempt_no,
+            "error": None if step.error is None else msgspec.to_builtins(step.error),
+        }
+        self.log(level, message, step.node_id, data)
+
+    def _execution_log(self, level: LogLevel, message: str) -> None:
+        """A line about the execution's own transition, with its new status as data."""
+        self.log(
+            level, message, None, {"event": "execution", "status": self.execution.status.value}
+        )
 
     # Scheduling
 
@@ -396,7 +416,7 @@ class ExecutionRun:
         )
         planned = self.plan.nodes[index]
         node_id = planned.node.id
-        self.log(LogLevel.INFO, f"Node {node_id} started (attempt {attempt_no})", node_id)
+        self._node_log(LogLevel.INFO, f"Node {node_id} started (attempt {attempt_no})", index)
         if self.execution.trace_logs:
             self.log(LogLevel.TRACE, f"Node {node_id} config", node_id, self._resolved(planned))
         self._dirty = True
@@ -419,10 +439,8 @@ class ExecutionRun:
             index, output=output, artifacts=tuple(ctx.artifacts), metrics=dict(ctx.metrics)
         )
         step = self.steps[index]
-        self.log(
-            LogLevel.INFO,
-            f"Node {planned.node.id} succeeded in {step.duration_ms} ms",
-            planned.node.id,
+        self._node_log(
+            LogLevel.INFO, f"Node {planned.node.id} succeeded in {step.duration_ms} ms", index
         )
         if self.execution.trace_logs:
             self.log(LogLevel.TRACE, f"Node {planned.node.id} output", planned.node.id, output)
@@ -448,11 +466,11 @@ class ExecutionRun:
         self._set_step(
             index, attempts=(*step.attempts[:-1], last), next_retry_at=retry_at, error=info
         )
-        self.log(
+        self._node_log(
             LogLevel.WARN,
             f"Node {node_id} attempt {step.attempt_no} failed ({error.code}: {error.message}); "
             f"retrying at {retry_at}",
-            node_id,
+            index,
         )
         self._dirty = True
         self._advance()
@@ -463,11 +481,11 @@ class ExecutionRun:
         info = attempts.error_info(error, planned.node.id)
         self._complete_attempt(index, StepStatus.FAILED, info)
         self._emit_step(index)
-        self.log(
+        self._node_log(
             LogLevel.ERROR,
             f"Node {planned.node.id} failed after {self.steps[index].attempt_no} attempt(s): "
             f"{error.code}: {error.message}",
-            planned.node.id,
+            index,
         )
         if planned.node.continue_on_error:
             self._record_output(index, None, StepStatus.FAILED)
@@ -531,7 +549,7 @@ class ExecutionRun:
             self._set_step(index, status=StepStatus.SKIPPED, completed_at=iso_ms(now_ms()))
             self._record_output(index, None, StepStatus.SKIPPED)
             planned = self.plan.nodes[index]
-            self.log(LogLevel.INFO, f"Node {planned.node.id} skipped: {why}", planned.node.id)
+            self._node_log(LogLevel.INFO, f"Node {planned.node.id} skipped: {why}", index)
             work.extend(self._release(planned.dependants, skipped=True))
             why = "all its dependencies were skipped"
         self._dirty = True
@@ -570,7 +588,7 @@ class ExecutionRun:
             paused_node_id=planned.node.id,
             awaiting_input=awaiting,
         )
-        self.log(LogLevel.INFO, f"Paused at node {planned.node.id} ({reason})", planned.node.id)
+        self._node_log(LogLevel.INFO, f"Paused at node {planned.node.id} ({reason})", index)
         self._flush()
         self.env.on_paused(self)
 
@@ -581,7 +599,7 @@ class ExecutionRun:
             paused_node_id=None,
             awaiting_input=None,
         )
-        self.log(LogLevel.INFO, "Continued")
+        self._execution_log(LogLevel.INFO, "Continued")
         self.env.on_resumed(self)
 
     def _succeed_waiting(self, index: int, output: Any) -> None:
@@ -603,7 +621,7 @@ class ExecutionRun:
         )
         self._record_output(index, output, StepStatus.SUCCEEDED)
         self._emit_step(index, output=output)
-        self.log(LogLevel.INFO, f"Node {planned.node.id} succeeded", planned.node.id)
+        self._node_log(LogLevel.INFO, f"Node {planned.node.id} succeeded", index)
         self._after_success(index, output)
 
     def _requeue_waiting(self, index: int) -> None:
@@ -641,10 +659,11 @@ class ExecutionRun:
         self._ready.clear()
         self._running_since.clear()
         self._waiting_on = None
-        self.log(LogLevel.ERROR if status is ExecutionStatus.FAILED else LogLevel.WARN, message)
-        self._finish(status, error)
+        self._finish(status, error, message)
 
-    def _finish(self, status: ExecutionStatus, error: ErrorInfo | None = None) -> None:
+    def _finish(
+        self, status: ExecutionStatus, error: ErrorInfo | None = None, message: str = ""
+    ) -> None:
         if self._timeout is not None:
             self._timeout.cancel()
         now = now_ms()
@@ -658,7 +677,9 @@ class ExecutionRun:
             duration_ms=max(0, now - parse_iso_ms(self.execution.start_time)),
         )
         if status is ExecutionStatus.COMPLETED:
-            self.log(LogLevel.INFO, f"Execution completed in {self.execution.duration_ms} ms")
+            message = f"Execution completed in {self.execution.duration_ms} ms"
+        level = {ExecutionStatus.COMPLETED: LogLevel.INFO, ExecutionStatus.FAILED: LogLevel.ERROR}
+        self._execution_log(level.get(status, LogLevel.WARN), message)
         # Sent before the engine admits the next execution into the freed slot.
         self._dirty = True
         self._flush()
@@ -683,11 +704,11 @@ class ExecutionRun:
         self._spare_attempts[index] += 1
         self._set_step(index, status=StepStatus.QUEUED, attempts=attempts_, next_retry_at=None)
         node_id = self.plan.nodes[index].node.id
-        self.log(
+        self._node_log(
             LogLevel.WARN,
             f"Node {node_id} was running (attempt {step.attempt_no}) when the server stopped; "
             f"running it again as attempt {step.attempt_no + 1}",
-            node_id,
+            index,
         )
 
     def arm_timeout(self) -> None:

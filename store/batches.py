@@ -177,6 +177,7 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
     conn.executemany("DELETE FROM executions WHERE id = ?", [(i,) for i in ids])
     conn.executemany("DELETE FROM batch_items WHERE batch_id = ?", [(b,) for b in batch_ids])
     conn.executemany("DELETE FROM batches WHERE id = ?", [(b,) for b in batch_ids])
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'cleared'")
     return Cleared(
         batches=len(batch_ids), executions=len(ids), kept_active=int(kept), execution_ids=ids
     )

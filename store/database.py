@@ -20,12 +20,13 @@ from store._thread import run_on_thread
 from store.batches import Batches
 from store.blueprints import Blueprints
 from store.controls import Controls
+from store.follower import LogFollower
 from store.idempotency import IdempotencyKeys
 from store.reads import ExecutionReads
 from store.resume import LogResumeSource
 from store.status_cache import StatusCache
 from store.webhooks import Deliveries
-from store.writer import EventWriter
+from store.writer import Committed, EventWriter
 
 
 class Durability(StrEnum):
@@ -56,7 +57,8 @@ class Store:
         self._writer_db = writer_db
         self._reader_db = reader_db
         self.cache = cache
-        self.writer = EventWriter(writer_db, on_commit=cache.invalidate)
+        self.follower = LogFollower(reader_db, changed=cache.invalidate, cleared=cache.clear)
+        self.writer = EventWriter(writer_db, on_commit=self._committed)
         self.executions = ExecutionReads(reader_db, cache)
         self.blueprints = Blueprints(self.writer, reader_db)
         self.resume_source = LogResumeSource(reader_db)
@@ -87,7 +89,12 @@ class Store:
         await reader_db.create_function("casefold", 1, str.casefold, deterministic=True)
         store = cls(os.fspath(path), writer_db, reader_db, StatusCache(cache_bytes))
         store.writer.start()
+        await store.follower.start()
         return store
+
+    def _committed(self, committed: Committed) -> None:
+        self.cache.invalidate(committed.executions)
+        self.follower.notify(committed.gids)
 
     async def ping(self) -> bool:
         try:
@@ -99,6 +106,7 @@ class Store:
     async def close(self) -> None:
         """Write everything queued, then close both connections."""
         try:
+            await self.follower.close()
             await self.writer.close()
         finally:
             await self._reader_db.close()

@@ -54,6 +54,12 @@ class StatusCache:
             horizon = now - 2 * _MAX_READ_SECONDS
             self._invalidated = {k: t for k, t in self._invalidated.items() if t >= horizon}
 
+    def clear(self) -> None:
+        self._invalidated.update(dict.fromkeys(self._keys, time.monotonic()))
+        self._entries.clear()
+        self._keys.clear()
+        self._size = 0
+
     def _drop(self, key: tuple[str, Hashable]) -> None:
         body = self._entries.pop(key, None)
         if body is None:

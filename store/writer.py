@@ -59,7 +59,7 @@ class _Write:
 class EventWriter:
     """The engine's EventSink, backed by the database."""
 
-    def __init__(self, db: aiosqlite.Connection, on_commit: Callable[[set[str]], None]) -> None:
+    def __init__(self, db: aiosqlite.Connection, on_commit: Callable[[Committed], None]) -> None:
         self._db = db
         self._on_commit = on_commit
         self._events: list[Event] = []
@@ -162,8 +162,15 @@ class EventWriter:
                 future.set_exception(error)
 
 
-def write_group(conn: sqlite3.Connection, events: list[Event], writes: list[_Write]) -> set[str]:
-    """One transaction on the database thread; returns the executions it touched."""
+class Committed(msgspec.Struct):
+    """What a transaction changed: the executions, and the global log numbers it took."""
+
+    executions: set[str]
+    gids: tuple[int, int] | None = None  #: first and last, or None if it wrote no log line
+
+
+def write_group(conn: sqlite3.Connection, events: list[Event], writes: list[_Write]) -> Committed:
+    """One transaction on the database thread."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         touched = _apply_events(conn, events)
@@ -176,14 +183,19 @@ def write_group(conn: sqlite3.Connection, events: list[Event], writes: list[_Wri
     return touched
 
 
-def write_one_by_one(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
+def write_one_by_one(conn: sqlite3.Connection, events: list[Event]) -> Committed:
     """Each event in its own transaction; those a constraint refuses are logged and dropped."""
-    touched: set[str] = set()
+    touched = Committed(set())
     for event in events:
         try:
-            touched |= write_group(conn, [event], [])
+            one = write_group(conn, [event], [])
         except sqlite3.IntegrityError as exc:
             log.error("dropped %s for %s: %s", type(event).__name__, event.execution_id, exc)
+            continue
+        touched.executions |= one.executions
+        if one.gids is not None:
+            first = one.gids[0] if touched.gids is None else touched.gids[0]
+            touched.gids = (first, one.gids[1])
     return touched
 
 
@@ -197,7 +209,7 @@ def _apply_write(conn: sqlite3.Connection, write: _Write) -> None:
     conn.execute("RELEASE write")
 
 
-def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
+def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
     created: dict[str, ExecutionCreated] = {}
     executions: dict[str, Execution] = {}
     steps: dict[tuple[str, int], Step] = {}
@@ -240,12 +252,14 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
     )
     if outputs:
         conn.executemany(queries.UPSERT_OUTPUT, [_output_row(event) for event in outputs.values()])
+    gids = None
     if logs:
         # The write lock is held (BEGIN IMMEDIATE), so no other writer can take these numbers.
         base = conn.execute(queries.LAST_GID).fetchone()[0]
         for offset, row in enumerate(logs, start=1):
             row[2] = base + offset
         conn.executemany(queries.INSERT_LOG, logs)
+        gids = (base + 1, base + len(logs))
     if controls:
         # Another engine may have answered first (a command for a finished execution).
         conn.executemany(queries.SET_CONTROL_OUTCOME, controls)
@@ -253,7 +267,7 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> set[str]:
         refresh_batch(conn, batch_id)
     if webhooks:
         conn.executemany(queries.INSERT_WEBHOOK, [(*row, now_ms()) for row in webhooks])
-    return {event.execution_id for event in events}
+    return Committed({event.execution_id for event in events}, gids)
 
 
 def _insert_executions(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from engine.clock import iso_ms, now_ms, parse_iso_ms
+from engine.clock import iso_ms, now_iso, now_ms, parse_iso_ms
 from engine.errors import BlueprintInvalid
 from engine.ids import new_id
 from engine.model import RunOptions
@@ -14,9 +15,10 @@ from engine.plan import Plan
 from rpc import files
 from rpc.context import Context
 from rpc.errors import ErrorCode, RPCError
+from rpc.procedures import _updates
 from rpc.procedures._stopping import stop_executions
 from rpc.procedures._wire import Input, Limit, Offset, Output
-from rpc.router import Procedure, Scope, mutation, query
+from rpc.router import Procedure, Scope, Tracked, mutation, query, subscription
 from store.batches import BatchItem, BatchRow
 
 BatchId = Annotated[str, msgspec.Meta(pattern=r"^batch_[0-9]{1,16}_[0-9a-z]{5}$")]
@@ -318,6 +320,76 @@ async def clear_all(ctx: Context, input: None) -> Cleared:
     )
 
 
+class BatchUpdatesInput(Input, frozen=True, kw_only=True):
+    batch_id: BatchId | None = None
+    last_event_id: str | None = None
+
+
+class BatchEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch-update: {type, batchId, executionId, at, status, totalWorkflows, completed,
+    running, queued, failed}."""
+
+    type: str
+    batchId: str
+    at: str
+
+
+async def on_update(ctx: Context, input: BatchUpdatesInput) -> AsyncIterator[Tracked | BatchEvent]:
+    """batch-update events of one batch (ending when it ends) or of all; resumable."""
+    store = ctx.services.store
+    one = input.batch_id
+    after = _updates.parse_event_id(input.last_event_id)
+    member_of: dict[str, str | None] = {}  #: execution id -> its batch id (None: no batch)
+    followed: list[BatchRow] = []
+    if one is not None:
+        found = await store.batches.get(one)
+        if found is None:
+            raise RPCError(ErrorCode.NOT_FOUND, f"No batch {one}")
+        member_of = {item.item.execution_id: one for item in found[1]}
+        followed = [found[0]]
+
+    async def snapshot(
+        execution_id: str, at: str, transition: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool] | None:
+        if execution_id not in member_of and one is None:
+            record = await store.executions.record(execution_id)
+            member_of[execution_id] = None if record is None else record.batch_id
+        batch_id = member_of.get(execution_id)
+        found = None if batch_id is None else await store.batches.get(batch_id)
+        if found is None:
+            return None
+        event = batch_update(found[0], at, execution_id)
+        return event, one is not None and found[0].status != "running"
+
+    if after is None:
+        after = (store.follower.position, 4)
+        if one is None:
+            followed = (await store.batches.page("running", 1000, 0))[1]
+        for row in followed:
+            yield Tracked(_updates.event_id(after), batch_update(row, now_iso(), None))
+        if one is not None and followed[0].status != "running":
+            return
+    wants = None if one is None else member_of.__contains__
+    rows = _updates.follow(store.follower, None, after, wants)
+    async for event in _updates.updates(rows, after, snapshot, slot=4, details=False):
+        yield event
+
+
+def batch_update(row: BatchRow, at: str, execution_id: str | None) -> dict[str, Any]:
+    return {
+        "type": "batch-update",
+        "batchId": row.id,
+        "executionId": execution_id,
+        "at": at,
+        "status": row.status,
+        "totalWorkflows": row.total,
+        "completed": row.completed,
+        "running": row.running,
+        "queued": row.queued,
+        "failed": row.failed,
+    }
+
+
 def _file_name(path: str | None) -> str | None:
     return None if path is None else path.rsplit("/", 1)[-1]
 
@@ -332,4 +404,5 @@ router: dict[str, Procedure] = {
     "list": query(list_, Scope.EXECUTIONS_READ),
     "stop": mutation(stop, Scope.EXECUTIONS_WRITE),
     "clearAll": mutation(clear_all, Scope.ADMIN),
+    "onUpdate": subscription(on_update, Scope.EXECUTIONS_READ),
 }

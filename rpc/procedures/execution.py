@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -11,9 +12,10 @@ from engine.records import Execution, FinalOutput, LogEntry, LogLevel, Step
 from engine.records import ExecutionStatus as Status
 from rpc.context import Context
 from rpc.errors import ErrorCode, RPCError
+from rpc.procedures import _updates
 from rpc.procedures._starting import start_execution
 from rpc.procedures._wire import ExecuteRequest, ExecutionId, Input, Limit, Offset, Output
-from rpc.router import Procedure, Scope, mutation, query
+from rpc.router import Procedure, Scope, Tracked, mutation, query, subscription
 
 DEFAULT_LOGS_LIMIT = 100
 Include = Literal["artifacts", "metrics", "outputs"]
@@ -97,6 +99,19 @@ class LogsInput(Input, frozen=True, kw_only=True):
     limit: Limit = 200
     level: LogLevel | None = None
     node_id: str | None = None
+
+
+class UpdatesInput(Input, frozen=True, kw_only=True):
+    execution_id: ExecutionId | None = None
+    last_event_id: str | None = None
+
+
+class ExecutionEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One of: execution-update, node-execution, log (see docs/procedures.md)."""
+
+    type: str
+    executionId: str
+    at: str
 
 
 class LogPage(Output, frozen=True, kw_only=True):
@@ -207,6 +222,45 @@ async def get_logs(ctx: Context, input: LogsInput) -> LogPage:
     )
 
 
+async def on_update(ctx: Context, input: UpdatesInput) -> AsyncIterator[Tracked | ExecutionEvent]:
+    """Events of one execution (ending when it ends) or of all; resumable by lastEventId."""
+    store = ctx.services.store
+    follower = store.follower
+    one = input.execution_id
+    after = _updates.parse_event_id(input.last_event_id)
+
+    async def snapshot(
+        execution_id: str, at: str, transition: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool] | None:
+        record = await store.executions.record(execution_id)
+        if record is None:
+            return None
+        # The record may be ahead of the rows sent so far: end on the row that says it ended.
+        final = (
+            transition.get("event") == "execution" and transition.get("status") in _updates.FINAL
+        )
+        return _updates.execution_update(record, at), one is not None and final
+
+    if after is None:
+        position = (follower.position, 3)
+        if one is not None:
+            record = await store.executions.record(one)
+            if record is None:
+                raise RPCError(ErrorCode.NOT_FOUND, f"No execution {one}")
+            yield Tracked(_updates.event_id(position), _updates.execution_update(record, now_iso()))
+            if record.status.is_final:
+                return
+        else:
+            for record in await store.executions.active():
+                update = _updates.execution_update(record, now_iso())
+                yield Tracked(_updates.event_id(position), update)
+        after = position
+    wants = None if one is None else (lambda execution_id: execution_id == one)
+    rows = _updates.follow(follower, one, after, wants)
+    async for event in _updates.updates(rows, after, snapshot, slot=3):
+        yield event
+
+
 def _summary(record: Execution) -> ExecutionSummary:
     return ExecutionSummary(
         execution_id=record.id,
@@ -232,4 +286,5 @@ router: dict[str, Procedure] = {
     "list": query(list_, Scope.EXECUTIONS_READ),
     "listActive": query(list_active, Scope.EXECUTIONS_READ),
     "getLogs": query(get_logs, Scope.EXECUTIONS_READ),
+    "onUpdate": subscription(on_update, Scope.EXECUTIONS_READ),
 }

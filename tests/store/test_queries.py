@@ -55,6 +55,9 @@ async def status_plans(store: Store, execution_id: str) -> list[tuple[str, list[
     await store.executions.status(execution_id, 0)
     await untrace(store, reader=True)
 
+    # The log follower polls on the same connection; its statements are not the read's.
+    statements = [sql for sql in statements if "FROM meta" not in sql and "WHERE gid >" not in sql]
+
     def explain(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
         return [(sql, plan(conn, sql)) for sql in statements]
 
