@@ -20,7 +20,14 @@ from engine.events import ControlApplied, ExecutionCreated, ExecutionUpdated
 from engine.ids import new_id, step_id
 from engine.model import Blueprint, RunOptions
 from engine.plan import Plan
-from engine.ports import ControlLog, DeliveryLog, EventSink, ResumeSource
+from engine.ports import (
+    ControlLog,
+    DeliveryLog,
+    EventSink,
+    Ownership,
+    ResumeSource,
+    UnfinishedExecution,
+)
 from engine.records import Execution, ExecutionStatus, LogLevel, Step, StepStatus
 from engine.registry import NodeRegistry
 from engine.run import ExecutionRun, RunEnvironment
@@ -37,6 +44,7 @@ class EngineLimits(msgspec.Struct, frozen=True, kw_only=True):
     log_message_bytes: int = 8192
     control_poll_seconds: float = 0.2  #: how often to look for commands other servers recorded
     control_wait_seconds: float = 10.0  #: how long a caller waits for a command's outcome
+    adopt_seconds: float = 2.0  #: how often to look for executions of engines that died
 
 
 class Engine:
@@ -48,8 +56,13 @@ class Engine:
         controls: ControlLog | None = None,
         deliveries: DeliveryLog | None = None,
         webhooks: WebhookPolicy | None = None,
+        owners: Ownership | None = None,
     ) -> None:
+        self.id = new_id("engine", now_ms())
         self.registry = registry
+        self._owners = owners
+        self._resume_source: ResumeSource | None = None
+        self._adopt_task: asyncio.Task[None] | None = None
         self.sink = sink
         self.controls = controls
         self._control_wake = asyncio.Event()
@@ -58,7 +71,13 @@ class Engine:
         self.webhooks = webhooks or WebhookPolicy()
         self._deliveries = deliveries
         self._deliverer = (
-            WebhookDeliverer(deliveries, self._http_client, self.note, self.webhooks)
+            WebhookDeliverer(
+                deliveries,
+                self._http_client,
+                self.note,
+                self.webhooks,
+                owner=self.id if owners is not None else None,
+            )
             if deliveries is not None
             else None
         )
@@ -147,6 +166,7 @@ class Engine:
                 blueprint=plan.blueprint,
                 input=input,
                 options=options,
+                owner=self.id,
             )
         )
         run.log(LogLevel.INFO, f"Execution queued: {plan.blueprint.name}")
@@ -183,9 +203,20 @@ class Engine:
                 return
 
     async def resume(self, source: ResumeSource) -> int:
-        """Take up what the log says was unfinished; returns how many executions."""
-        unfinished = await source.load_unfinished()
+        """Take up what the log says was unfinished; returns how many executions. With several
+        engines on one log, only this engine's own and those of engines that died."""
+        self._resume_source = source
+        if self._owners is None:
+            return self._take_up(await source.load_unfinished())
+        self._owners.register(self.id)
+        await self._owners.claim_orphans(self.id)
+        return self._take_up(await source.load_unfinished(owner=self.id))
+
+    def _take_up(self, unfinished: list[UnfinishedExecution]) -> int:
+        taken = 0
         for item in unfinished:
+            if item.execution.id in self._runs:
+                continue
             plan = Plan.build(item.blueprint, self.registry)
             run = ExecutionRun(
                 self._env,
@@ -206,7 +237,22 @@ class Engine:
                 run.resume_after_restart()
             else:
                 run.resume_after_restart()
-        return len(unfinished)
+            taken += 1
+        return taken
+
+    async def _adopt_forever(self) -> None:
+        assert self._owners is not None and self._resume_source is not None
+        while True:
+            await asyncio.sleep(self.limits.adopt_seconds)
+            try:
+                if await self._owners.claim_orphans(self.id):
+                    unfinished = await self._resume_source.load_unfinished(owner=self.id)
+                    if taken := self._take_up(unfinished):
+                        log.info("took over %d executions of an engine that stopped", taken)
+                    if self._deliverer is not None:
+                        self._deliverer.wake()
+            except Exception:
+                log.exception("taking over executions of stopped engines failed; trying again")
 
     # Control
 
@@ -217,6 +263,8 @@ class Engine:
             self._control_task = asyncio.ensure_future(self._apply_commands_forever())
         if self._deliverer is not None and self._deliver_task is None:
             self._deliver_task = asyncio.ensure_future(self._deliverer.run_forever())
+        if self._owners is not None and self._resume_source is not None:
+            self._adopt_task = asyncio.ensure_future(self._adopt_forever())
 
     async def note(self, execution_id: str, level: LogLevel, message: str) -> None:
         """Add a line to an execution's log, whether a run still holds it or not."""
@@ -326,7 +374,7 @@ class Engine:
 
     async def close(self) -> None:
         """Stop every run without recording it: the next start resumes them from the log."""
-        for task in (self._control_task, self._deliver_task):
+        for task in (self._control_task, self._deliver_task, self._adopt_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -339,6 +387,12 @@ class Engine:
         self._queue.clear()
         if self._http is not None:
             await self._http.aclose()
+        if self._owners is not None:
+            # Only once all this engine wrote is in the log: from the moment the lock is free,
+            # another engine may load these executions and take them over.
+            with contextlib.suppress(Exception):
+                await self.sink.flush()
+            self._owners.unregister(self.id)
 
     def _admit(self, run: ExecutionRun) -> None:
         if self._may_start(run):

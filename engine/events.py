@@ -25,6 +25,7 @@ class ExecutionCreated(Event, frozen=True, tag="execution.created"):
     blueprint: Blueprint  #: the snapshot this execution runs, whatever happens to the original
     input: Any
     options: RunOptions
+    owner: str | None = None  #: the engine that runs it
 
 
 class ExecutionUpdated(Event, frozen=True, tag="execution.updated"):

@@ -33,8 +33,20 @@ class UnfinishedExecution(msgspec.Struct, kw_only=True):
 
 
 class ResumeSource(Protocol):
-    async def load_unfinished(self) -> list[UnfinishedExecution]:
-        """Queued, running and paused executions, oldest first."""
+    async def load_unfinished(self, owner: str | None = None) -> list[UnfinishedExecution]:
+        """Queued, running and paused executions (of `owner`, or all), oldest first."""
+
+
+class Ownership(Protocol):
+    """Which engine runs which execution, when several share one log."""
+
+    def register(self, engine_id: str) -> None:
+        """Mark this engine alive for as long as its process lives."""
+
+    def unregister(self, engine_id: str) -> None: ...
+
+    async def claim_orphans(self, engine_id: str) -> int:
+        """Take over the executions of engines that died; returns how many."""
 
 
 class PendingCommand(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,8 +79,8 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DeliveryLog(Protocol):
-    async def due(self, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries whose next attempt is due, oldest first."""
+    async def due(self, owner: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due (of `owner`'s executions), oldest first."""
 
     async def attempted(
         self, delivery_id: int, attempts: int, status: str, error: str | None, next_at: int

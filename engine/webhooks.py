@@ -68,8 +68,10 @@ class WebhookDeliverer:
         http: Callable[[], httpx.AsyncClient],
         note: Note,
         policy: WebhookPolicy,
+        owner: str | None = None,
     ) -> None:
         self._deliveries = deliveries
+        self._owner = owner  #: deliver only for this engine's executions, when several share a log
         self._http = http
         self._note = note
         self._policy = policy
@@ -88,7 +90,7 @@ class WebhookDeliverer:
                 pass
             self._wake.clear()
             try:
-                for delivery in await self._deliveries.due():
+                for delivery in await self._deliveries.due(self._owner):
                     if delivery.id not in self._in_flight:
                         task = asyncio.ensure_future(self._attempt(delivery))
                         self._in_flight[delivery.id] = task

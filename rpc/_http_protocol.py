@@ -23,6 +23,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
+import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rpc.errors import ErrorCode, RPCError
@@ -117,12 +118,22 @@ class _Exchange:
 
 
 class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
-    """Set by `trpc_protocol`: the endpoint's prefix, and whether CORS must see requests."""
+    """Configured by the EdgeOptions on uvicorn's Config: the endpoint's prefix, whether CORS
+    must see requests, and the size limits."""
 
     trpc_prefix = b"/api/trpc/"
     cors_enabled = False
     max_body_bytes = 1024 * 1024
     _default_cache: list[Any] = [None, b""]
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        options = getattr(config, "trpc_edge", None)
+        if options is not None:
+            self.trpc_prefix = options.prefix.rstrip("/").encode() + b"/"
+            self.cors_enabled = options.cors_enabled
+            self.max_body_bytes = options.max_body_bytes
+            self.max_url_bytes = options.max_url_bytes
+        super().__init__(config, *args, **kwargs)
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self._idle_since: float | None = None
@@ -299,16 +310,11 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-def trpc_protocol(
-    *, prefix: str, cors_enabled: bool, max_body_bytes: int, max_url_bytes: int
-) -> type[TRPCHttpToolsProtocol]:
-    return type(
-        "TRPCHttpToolsProtocol",
-        (TRPCHttpToolsProtocol,),
-        {
-            "trpc_prefix": prefix.rstrip("/").encode() + b"/",
-            "cors_enabled": cors_enabled,
-            "max_body_bytes": max_body_bytes,
-            "max_url_bytes": max_url_bytes,
-        },
-    )
+class EdgeOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What the protocol needs of the settings; set on uvicorn's Config as `trpc_edge` so it
+    travels with the Config to worker processes."""
+
+    prefix: str = "/api/trpc"
+    cors_enabled: bool = False
+    max_body_bytes: int = 1024 * 1024
+    max_url_bytes: int = 256 * 1024

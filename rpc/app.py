@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware import Middleware
@@ -61,6 +63,16 @@ def build_registry(plugins: tuple[str, ...]) -> NodeRegistry:
     return registry
 
 
+WORKER_SETTINGS_VARIABLE = "BLUEPRINT_WORKER_SETTINGS"
+
+
+def app_from_environment() -> Starlette:
+    """The app of one worker process, from the settings its parent put in the environment."""
+    settings = msgspec.json.decode(os.environ[WORKER_SETTINGS_VARIABLE], type=Settings)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    return create_app(settings)
+
+
 def create_app(settings: Settings, router: RouterTree | None = None) -> Starlette:
     """The ASGI app; `router` replaces the built-in procedures (tests use small ones)."""
     procedures = flatten(root_router() if router is None else router)
@@ -76,10 +88,12 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
             controls=store.controls,
             deliveries=store.deliveries,
             webhooks=settings.webhooks,
+            owners=store.owners,
         )
         try:
             if settings.load_blueprints:
-                count = await import_folder(settings.blueprints_dir, store, engine)
+                with store.owners.one_at_a_time("import-blueprints"):
+                    count = await import_folder(settings.blueprints_dir, store, engine)
                 log.info("blueprints from %s: %d added or updated", settings.blueprints_dir, count)
             resumed = await engine.resume(store.resume_source)
             if resumed:

@@ -7,11 +7,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+import msgspec
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from rpc._http_protocol import trpc_protocol
-from rpc.app import create_app
+from rpc._http_protocol import EdgeOptions, TRPCHttpToolsProtocol
+from rpc.app import WORKER_SETTINGS_VARIABLE, create_app
 from rpc.codec import Transformer
 from rpc.router import RouterTree
 from rpc.settings import Settings
@@ -26,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     env = os.environ.get
     defaults = Settings()
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("BLUEPRINT_WORKERS", defaults.workers)),
+        help="server processes sharing the port and the database file (default 1)",
+    )
     serve.add_argument("--host", default=env("BLUEPRINT_HOST", defaults.host))
     serve.add_argument("--port", type=int, default=int(env("BLUEPRINT_PORT", defaults.port)))
     serve.add_argument("--db", default=env("BLUEPRINT_DB", defaults.db), help="SQLite file")
@@ -103,6 +112,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(
         host=args.host,
         port=args.port,
+        workers=args.workers,
         db=args.db,
         prefix=args.prefix,
         transformer=Transformer(args.transformer),
@@ -128,16 +138,22 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def uvicorn_config(settings: Settings, router: RouterTree | None = None) -> uvicorn.Config:
-    return uvicorn.Config(
-        create_app(settings, router),
+    if settings.workers > 1:
+        if router is not None:
+            raise ValueError("a custom router serves in one process only")
+        # Each worker process builds its own app from the settings, passed through the
+        # environment it inherits; the Config itself must pickle, so it holds no app.
+        os.environ[WORKER_SETTINGS_VARIABLE] = msgspec.json.encode(settings).decode()
+        app: Any = "rpc.app:app_from_environment"
+    else:
+        app = create_app(settings, router)
+    config = uvicorn.Config(
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
-        http=trpc_protocol(
-            prefix=settings.prefix,
-            cors_enabled=bool(settings.cors_origins),
-            max_body_bytes=settings.max_body_bytes,
-            max_url_bytes=settings.max_url_bytes,
-        ),
+        http=TRPCHttpToolsProtocol,
         loop="uvloop",
         lifespan="on",
         log_level=settings.log_level,
@@ -146,6 +162,13 @@ def uvicorn_config(settings: Settings, router: RouterTree | None = None) -> uvic
         # Subscriptions stay open; do not let them hold a shutdown forever.
         timeout_graceful_shutdown=3,
     )
+    config.trpc_edge = EdgeOptions(  # type: ignore[attr-defined]
+        prefix=settings.prefix,
+        cors_enabled=bool(settings.cors_origins),
+        max_body_bytes=settings.max_body_bytes,
+        max_url_bytes=settings.max_url_bytes,
+    )
+    return config
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -158,7 +181,15 @@ def run_serve(args: argparse.Namespace) -> int:
         settings.prefix,
         settings.db,
     )
-    uvicorn.Server(uvicorn_config(settings)).run()
+    if settings.workers < 1:
+        print("blueprint: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    config = uvicorn_config(settings)
+    if settings.workers == 1:
+        uvicorn.Server(config).run()
+    else:
+        # uvicorn's supervisor restarts a worker that dies; the others take over its executions.
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0
 
 

@@ -14,6 +14,7 @@ from store import Durability
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1  #: server processes sharing the port and the database file
     db: str = "data/blueprint.db"
     prefix: str = "/api/trpc"
     transformer: Transformer = Transformer.SUPERJSON

@@ -22,6 +22,7 @@ from store.blueprints import Blueprints
 from store.controls import Controls
 from store.follower import LogFollower
 from store.idempotency import IdempotencyKeys
+from store.owners import Owners
 from store.reads import ExecutionReads
 from store.resume import LogResumeSource
 from store.status_cache import StatusCache
@@ -66,6 +67,7 @@ class Store:
         self.idempotency = IdempotencyKeys(self.writer)
         self.batches = Batches(self.writer, reader_db)
         self.deliveries = Deliveries(self.writer, reader_db, cache.invalidate)
+        self.owners = Owners(self.writer, path)
 
     @classmethod
     async def open(

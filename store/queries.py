@@ -2,8 +2,8 @@
 
 INSERT_EXECUTION = """
 INSERT INTO executions (id, blueprint_id, blueprint_version, batch_id, status, created_at,
-    updated_at, ended_at, retry_of, idempotency_key, snapshot, input, options, record)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    updated_at, ended_at, retry_of, idempotency_key, snapshot, input, options, record, owner)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 UPDATE_EXECUTION = (
     "UPDATE executions SET status = ?, updated_at = ?, ended_at = ?, record = ? WHERE id = ?"
@@ -50,7 +50,8 @@ ORDER BY seq LIMIT ?5
 
 UNFINISHED_EXECUTIONS = """
 SELECT id, record, snapshot, input, options FROM executions
-WHERE status IN ('queued', 'running', 'paused') ORDER BY created_at, rowid
+WHERE status IN ('queued', 'running', 'paused') AND (?1 IS NULL OR owner = ?1)
+ORDER BY created_at, rowid
 """
 STEPS_OF = "SELECT idx, record FROM steps WHERE execution_id = ? ORDER BY idx"
 OUTPUTS_OF = "SELECT idx, output FROM step_outputs WHERE execution_id = ?"

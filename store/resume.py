@@ -24,14 +24,16 @@ class LogResumeSource:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
-    async def load_unfinished(self) -> list[UnfinishedExecution]:
-        return await read_on_thread(self._db, load_unfinished)
+    async def load_unfinished(self, owner: str | None = None) -> list[UnfinishedExecution]:
+        return await read_on_thread(self._db, load_unfinished, owner)
 
 
-def load_unfinished(conn: sqlite3.Connection) -> list[UnfinishedExecution]:
+def load_unfinished(
+    conn: sqlite3.Connection, owner: str | None = None
+) -> list[UnfinishedExecution]:
     found = []
     for execution_id, record, snapshot, input_, options in conn.execute(
-        queries.UNFINISHED_EXECUTIONS
+        queries.UNFINISHED_EXECUTIONS, (owner,)
     ).fetchall():
         steps = [_step.decode(row[1]) for row in conn.execute(queries.STEPS_OF, (execution_id,))]
         outputs = {

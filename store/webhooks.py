@@ -29,11 +29,13 @@ class Deliveries:
         self._reader = reader
         self._changed = changed  #: told which executions a write changed (the status cache)
 
-    async def due(self, limit: int = 100) -> list[Delivery]:
+    async def due(self, owner: str | None = None, limit: int = 100) -> list[Delivery]:
         rows = await self._reader.execute_fetchall(
-            "SELECT id, execution_id, event, url, secret, body, attempts FROM webhook_deliveries"
-            " WHERE status = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
-            (now_ms(), limit),
+            "SELECT d.id, d.execution_id, d.event, d.url, d.secret, d.body, d.attempts"
+            " FROM webhook_deliveries d JOIN executions e ON e.id = d.execution_id"
+            " WHERE d.status = 'pending' AND d.next_at <= ?1 AND (?2 IS NULL OR e.owner = ?2)"
+            " ORDER BY d.next_at LIMIT ?3",
+            (now_ms(), owner, limit),
         )
         return [
             Delivery(

@@ -297,6 +297,7 @@ def _insert_executions(
                 _encode(event.input),
                 _encode(event.options),
                 _encode(latest),
+                event.owner,
             )
         )
         for index, initial in enumerate(event.steps):

@@ -255,7 +255,7 @@ class FakeResumeSource:
     def __init__(self, *items: UnfinishedExecution) -> None:
         self.items = list(items)
 
-    async def load_unfinished(self) -> list[UnfinishedExecution]:
+    async def load_unfinished(self, owner: str | None = None) -> list[UnfinishedExecution]:
         return self.items
 
 
