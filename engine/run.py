@@ -640,8 +640,9 @@ class ExecutionRun:
             if step.status.is_final:
                 continue
             attempts_ = step.attempts
+            # A waiting input or pause node is inside its one attempt too.
             if (
-                step.status is StepStatus.RUNNING
+                step.status in (StepStatus.RUNNING, StepStatus.WAITING)
                 and attempts_
                 and attempts_[-1].completed_at is None
             ):

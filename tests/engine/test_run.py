@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from engine.errors import InputInvalid
 from tests.engine.conftest import (
     blueprint,
@@ -643,3 +645,26 @@ async def test_commands_refused_once_finished(engine, sink):
     for command in (run_.stop, run_.pause, run_.continue_, run_.skip_breakpoint):
         assert_refused(sink, command)
     assert_refused(sink, lambda: run_.provide_input(None, 1))
+
+
+@pytest.mark.parametrize(
+    ("waits", "timeout_ms"),
+    [("input", None), ("pause", None), ("input", 50), ("pause", 50)],
+)
+async def test_stopping_or_timing_out_at_a_waiting_node_closes_its_attempt(
+    engine, sink, waits, timeout_ms
+):
+    # Reported: the attempt an input or pause node opens when it starts waiting was left
+    # without an end (completedAt null) in a cancelled or timed-out execution.
+    config = {"prompt": "?"} if waits == "input" else {}
+    document = blueprint({"id": "wait", "type": waits, "config": config})
+    execution_id = await start(engine, document, timeout_ms=timeout_ms)
+    await settle(engine, sink, execution_id)
+    if timeout_ms is None:
+        assert engine.get(execution_id).stop() is None
+    await wait_until(lambda: outcome_of(sink, execution_id).execution.status.is_final, 30)
+    seen = outcome_of(sink, execution_id)
+    assert seen.status == ("cancelled" if timeout_ms is None else "failed")
+    (attempt,) = seen.steps["wait"].attempts
+    assert attempt.completed_at is not None
+    assert attempt.error is not None and attempt.error.code == "CANCELLED"
