@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,8 @@ import msgspec
 import pytest
 
 from engine.clock import parse_iso_ms
+from engine.control import AnyCommand
+from engine.control import Outcome as ControlOutcome
 from engine.engine import Engine, EngineLimits
 from engine.errors import NodeError
 from engine.events import (
@@ -26,6 +29,8 @@ from engine.nodes import register_builtins
 from engine.ports import UnfinishedExecution
 from engine.records import Execution, LogEntry, Step
 from engine.registry import NodeRegistry
+from engine.webhooks import WebhookPolicy
+from store import Store
 
 
 class ListSink:
@@ -272,3 +277,189 @@ def unfinished_from(sink: ListSink, execution_id: str) -> UnfinishedExecution:
         options=seen.created.options,
         last_seq=max((entry.seq for entry in seen.logs), default=0),
     )
+
+
+# The durable tier: engines on a real Store (one SQLite file), wired as rpc/app.py wires them,
+# and what the log says about an execution, read back from the file.
+
+
+class Durable:
+    """Engines on one SQLite file with its control, delivery and ownership logs. `crash()`
+    stops them unrecorded and closes the file; the next `boot()` resumes from it."""
+
+    def __init__(self, registry: NodeRegistry, path: str) -> None:
+        self.registry = registry
+        self.path = path
+        self._store: Store | None = None
+        self.engines: list[Engine] = []
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "boot() or open() first"
+        return self._store
+
+    async def open(self) -> Store:
+        if self._store is None:
+            self._store = await Store.open(self.path)
+        return self._store
+
+    async def boot(
+        self, *, background: bool = True, webhooks: WebhookPolicy | None = None, **limits: Any
+    ) -> Engine:
+        """An engine that resumes what the log left unfinished, then applies commands and
+        delivers webhooks (unless `background` is off)."""
+        store = await self.open()
+        limits.setdefault("control_poll_seconds", 0.05)
+        engine = Engine(
+            self.registry,
+            store.writer,
+            EngineLimits(**limits),
+            controls=store.controls,
+            deliveries=store.deliveries,
+            webhooks=webhooks,
+            owners=store.owners,
+        )
+        self.engines.append(engine)
+        await engine.resume(store.resume_source)
+        if background:
+            engine.start_background()
+        return engine
+
+    async def crash(self) -> None:
+        """Every engine stops without recording anything, and the file is closed."""
+        for engine in self.engines:
+            await engine.close()
+        self.engines.clear()
+        await asyncio.sleep(0)  # let cancelled attempts unwind
+        if self._store is not None:
+            store, self._store = self._store, None
+            async with asyncio.timeout(30):
+                try:
+                    await store.writer.flush()
+                finally:
+                    await store.close()
+
+
+@pytest.fixture
+async def durable(registry: NodeRegistry, db_path: str) -> AsyncIterator[Durable]:
+    durable = Durable(registry, db_path)
+    yield durable
+    await durable.crash()
+
+
+class LoggedStatus(Execution, frozen=True, kw_only=True):
+    steps: list[Step]
+    logs: list[LogEntry]
+    outputs: dict[str, Any] = {}
+
+
+_logged = msgspec.json.Decoder(LoggedStatus)
+
+
+class Logged(msgspec.Struct, kw_only=True):
+    """An execution as the log holds it: record, steps, every log line, every output."""
+
+    execution: LoggedStatus
+    steps: dict[str, Step]
+    outputs: dict[str, Any]
+    logs: list[LogEntry]
+
+    @property
+    def status(self) -> str:
+        return self.execution.status.value
+
+    def statuses(self) -> dict[str, str]:
+        return {node_id: step.status.value for node_id, step in self.steps.items()}
+
+    def messages(self, level: str | None = None) -> list[str]:
+        return [e.message for e in self.logs if level is None or e.level == level]
+
+
+async def logged(store: Store, execution_id: str) -> Logged:
+    body = await store.executions.status(execution_id, 100_000, ("outputs",))
+    assert body is not None, f"{execution_id} is not in the log"
+    status = _logged.decode(body)
+    return Logged(
+        execution=status,
+        steps={step.node_id: step for step in status.steps},
+        outputs=status.outputs,
+        logs=status.logs,
+    )
+
+
+async def poll(what: str, probe_: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+    """Ask `probe_` until it answers something truthy; fail naming `what` after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        answer = await probe_()
+        if answer:
+            return answer
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def wait_logged(store: Store, execution_id: str, *statuses: str) -> Logged:
+    """The logged execution once its committed status is one of `statuses` (default: final or
+    paused)."""
+    wanted = set(statuses or ("completed", "failed", "cancelled", "paused"))
+
+    async def reached() -> Logged | None:
+        found = await logged(store, execution_id)
+        return found if found.status in wanted else None
+
+    return await poll(f"{execution_id} to be {' or '.join(sorted(wanted))}", reached)  # type: ignore[no-any-return]
+
+
+_UNFINISHED = {"queued", "running", "waiting"}
+
+
+def assert_consistent(seen: Logged) -> None:
+    """What any committed state must satisfy: counts that add up, no step left running in a
+    finished execution, a pause that says why, log lines numbered without gaps."""
+    execution, steps = seen.execution, list(seen.steps.values())
+    counts = Counter(step.status for step in steps)
+    assert execution.total_steps == len(steps)
+    assert execution.completed_steps == counts["succeeded"] + counts["skipped"], counts
+    assert execution.failed_steps == counts["failed"], counts
+    assert execution.skipped_steps == counts["skipped"], counts
+    assert execution.running_steps == counts["running"], counts
+    running = sorted(step.node_id for step in steps if step.status == "running")
+    assert sorted(execution.running_node_ids) == running
+    if execution.status.is_final:
+        unfinished = {n: s for n, s in seen.statuses().items() if s in _UNFINISHED}
+        assert not unfinished, f"{execution.status} execution has unfinished steps {unfinished}"
+        assert execution.end_time is not None
+        assert (execution.pause_reason, execution.awaiting_input) == (None, None)
+        for step in steps:
+            assert all(a.completed_at is not None for a in step.attempts), step
+    if execution.status == "completed":
+        assert execution.progress == 100
+    if execution.status == "paused":
+        assert execution.pause_reason is not None
+        waiting = [step.node_id for step in steps if step.status == "waiting"]
+        if execution.pause_reason == "manual":
+            assert (execution.paused_node_id, waiting) == (None, [])
+        else:
+            assert waiting == [execution.paused_node_id]
+    assert [entry.seq for entry in seen.logs] == list(range(1, len(seen.logs) + 1))
+
+
+def control_rows(path: str, execution_id: str) -> list[tuple[Any, Any]]:
+    """(command, outcome) of each command recorded for the execution, decoded, in order."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT command, outcome FROM controls WHERE execution_id = ? ORDER BY id",
+            (execution_id,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        (
+            msgspec.json.decode(command, type=AnyCommand),
+            None if outcome is None else msgspec.json.decode(outcome, type=ControlOutcome),
+        )
+        for command, outcome in rows
+    ]
