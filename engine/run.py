@@ -704,6 +704,7 @@ class ExecutionRun:
             )
         self._spare_attempts[index] += 1
         self._set_step(index, status=StepStatus.QUEUED, attempts=attempts_, next_retry_at=None)
+        self._dirty = True  # runningSteps and runningNodeIds change, paused or not
         node_id = self.plan.nodes[index].node.id
         self._node_log(
             LogLevel.WARN,

@@ -261,3 +261,22 @@ async def test_a_resumed_paused_execution_keeps_its_timeout(make_engine, sink, p
     seen = outcome_of(sink, execution_id)
     assert seen.status == "failed"
     assert seen.execution.error.code == "TIMEOUT"
+
+
+async def test_a_manual_pause_resumed_after_a_restart_records_no_running_step(
+    make_engine, sink, probe
+):
+    # Reported: the step running when the server stopped was queued again, but a paused
+    # execution's record was not sent, so it kept runningSteps 1 and the node in runningNodeIds.
+    engine = make_engine()
+    execution_id = await start(engine, blueprint(probe_node("a", gate="a")))
+    await wait_until(lambda: probe.running == 1)
+    assert engine.get(execution_id).pause() is None
+    await engine.close()
+    restarted = make_engine()
+    await restarted.resume(FakeResumeSource(unfinished_from(sink, execution_id)))
+    seen = outcome_of(sink, execution_id)
+    assert (seen.status, seen.statuses()) == ("paused", {"a": "queued"})
+    assert (seen.execution.running_steps, seen.execution.running_node_ids) == (0, ())
+    assert seen.execution.current_step is None
+    probe.gate("a").set()
