@@ -30,6 +30,7 @@ import httpx
 
 from bench.common import REPO, BenchError, ForeignLoad, free_port, say, stop, summary, track
 from bench.seed import seed_file
+from store.keys import KeyAdmin
 
 LUA = REPO / "bench" / "status.lua"
 PATH_PREFIX = "/api/trpc/execution.getExecutionStatus?input="
@@ -61,7 +62,9 @@ class Variant:
                 "--no-access-log",
             ], {"BENCH_BASELINE_DB": str(db)}
         command = [sys.executable, "-m", "rpc.cli", "serve", *host, "--db", str(db)]
-        command += ["--log-level", "warning"]
+        # Keys on, as in production (each request pays for its check); the rate limit off, as
+        # one client making thousands of calls a second is what this measures.
+        command += ["--log-level", "warning", "--rate-limit", "off"]
         if self.key == "B":
             command += [CACHE_FLAG, "0"]
         return command, {}
@@ -133,6 +136,7 @@ class Server:
     db: Path
     pinned: bool
     log_path: Path
+    key: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -192,7 +196,11 @@ class Server:
     def status(self, execution_id: str) -> tuple[dict[str, Any], int]:
         """One read; fails loudly unless it answers 200 with status "completed"."""
         try:
-            response = httpx.get(self.url + status_path(execution_id), timeout=30)
+            response = httpx.get(
+                self.url + status_path(execution_id),
+                headers={"authorization": f"Bearer {self.key}"},
+                timeout=30,
+            )
         except httpx.HTTPError as exc:
             raise BenchError(f"{self.variant.label}: status read failed: {exc!r}") from exc
         if response.status_code != 200:
@@ -220,9 +228,18 @@ class Server:
 # wrk
 
 
-def run_wrk(wrk: str, url: str, paths_file: Path, duration: float, pinned: bool) -> dict[str, Any]:
+def api_key(db: Path) -> str:
+    """A read-only key in the seeded file, sent with every request (the baseline ignores it)."""
+    return KeyAdmin(str(db)).create(f"bench-{time.time_ns()}", ["executions:read"])
+
+
+def run_wrk(
+    wrk: str, url: str, paths_file: Path, duration: float, pinned: bool, key: str
+) -> dict[str, Any]:
     command = [
         wrk,
+        "-H",
+        f"Authorization: Bearer {key}",
         f"-t{THREADS}",
         f"-c{CONNECTIONS}",
         f"-d{duration:g}s",
@@ -278,7 +295,8 @@ def run_config(
     mode = "pinned" if pinned else "unpinned"
     label = f"{variant.label}, N={len(ids):,}, {mode}"
     log_path = logs_dir / f"{variant.key}-{len(ids)}-{mode}.log"
-    server = Server(variant, db, pinned, log_path)
+    key = api_key(db)
+    server = Server(variant, db, pinned, log_path, key)
     try:
         server.start()
         # The same execution must read as the same JSON from every server.
@@ -288,13 +306,13 @@ def run_config(
             reference[probe] = status
         elif status != reference[probe]:
             raise BenchError(f"{label}: the status of {probe} differs from the other servers'")
-        run_wrk(wrk, server.url, paths_file, settings["warmup_s"], pinned)
+        run_wrk(wrk, server.url, paths_file, settings["warmup_s"], pinned, key)
         server.check_alive_and_clean()
         runs = []
         for i in range(settings["runs"]):
             server.status(random.choice(ids))
             load = ForeignLoad([server.process.pid] if server.process else [])
-            result = run_wrk(wrk, server.url, paths_file, settings["duration_s"], pinned)
+            result = run_wrk(wrk, server.url, paths_file, settings["duration_s"], pinned, key)
             result["foreign_cpu"] = round(load.fraction(), 3)
             server.check_alive_and_clean()
             runs.append(result)

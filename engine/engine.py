@@ -124,6 +124,7 @@ class Engine:
         retry_of: str | None = None,
         execution_id: str | None = None,
         reuse: dict[str, tuple[Any, tuple[dict[str, Any], ...]]] | None = None,
+        started_by: str | None = None,
     ) -> Execution:
         """Create an execution of a compiled blueprint and admit it; returns once its creation
         is durable. `reuse` maps node ids to the (output, artifacts) a retry takes over: those
@@ -167,6 +168,7 @@ class Engine:
                 input=input,
                 options=options,
                 owner=self.id,
+                started_by=started_by,
             )
         )
         run.log(LogLevel.INFO, f"Execution queued: {plan.blueprint.name}")

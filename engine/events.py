@@ -26,6 +26,7 @@ class ExecutionCreated(Event, frozen=True, tag="execution.created"):
     input: Any
     options: RunOptions
     owner: str | None = None  #: the engine that runs it
+    started_by: str | None = None  #: who asked for it (a caller's name), for per-caller limits
 
 
 class ExecutionUpdated(Event, frozen=True, tag="execution.updated"):

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from engine.engine import Engine
 from engine.nodes import register_builtins
 from engine.registry import NodeRegistry
+from rpc.auth import Gate, is_loopback, refusal
 from rpc.catalogue import import_folder
 from rpc.context import Context, Services
 from rpc.endpoint import TRPCEndpoint
@@ -63,6 +64,10 @@ def build_registry(plugins: tuple[str, ...]) -> NodeRegistry:
     return registry
 
 
+class StartupRefused(Exception):
+    """The server must not start as configured; the message says why and what to do."""
+
+
 WORKER_SETTINGS_VARIABLE = "BLUEPRINT_WORKER_SETTINGS"
 
 
@@ -91,6 +96,9 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
             owners=store.owners,
         )
         try:
+            why_not = refusal(settings.host, store.keys.has_keys, settings.db)
+            if why_not is not None:
+                raise StartupRefused(why_not)
             if settings.load_blueprints:
                 with store.owners.one_at_a_time("import-blueprints"):
                     count = await import_folder(settings.blueprints_dir, store, engine)
@@ -108,10 +116,18 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
                 started_at=time.monotonic(),
             )
 
-            def make_context(request: HTTPRequest, connection_params: Mapping[str, str]) -> Context:
-                return Context(services, request.client, connection_params)
+            gate = Gate(
+                store.keys,
+                open_allowed=is_loopback(settings.host),
+                rate_limit=settings.rate_limit,
+            )
+            identify = gate.identify
 
-            resolver = Resolver(procedures, settings.wire, make_context)
+            def make_context(request: HTTPRequest, connection_params: Mapping[str, str]) -> Context:
+                caller = identify(request.headers, connection_params, request.client)
+                return Context(services, caller, request.client, connection_params)
+
+            resolver = Resolver(procedures, settings.wire, make_context, gate.check)
             yield {"resolver": resolver, "services": services}
         finally:
             # Runs stop unrecorded (the next start resumes them); what they wrote is flushed.

@@ -15,10 +15,13 @@ from uvicorn.supervisors import Multiprocess
 
 from rpc._http_protocol import EdgeOptions, TRPCHttpToolsProtocol
 from rpc.app import WORKER_SETTINGS_VARIABLE, create_app
+from rpc.auth import SCOPES, refusal
 from rpc.codec import Transformer
+from rpc.ratelimit import RateLimit
 from rpc.router import RouterTree
 from rpc.settings import Settings
 from store import Durability
+from store.keys import KeyAdmin, KeyExists
 
 log = logging.getLogger("blueprint")
 
@@ -104,12 +107,70 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="a host webhooks may be sent to (repeatable); default: loopback only",
     )
+    serve.add_argument(
+        "--rate-limit",
+        default=env("BLUEPRINT_RATE_LIMIT", "100/s"),
+        help="calls per key (per client address when open), like 100/s or 6000/min, or off",
+    )
+    serve.add_argument(
+        "--rate-burst", type=int, help="calls at once from a full bucket (default: 2 s worth)"
+    )
+    serve.add_argument(
+        "--max-active-per-key",
+        type=int,
+        default=defaults.max_active_per_key,
+        help="queued, running and paused executions one API key may have",
+    )
+    serve.add_argument(
+        "--max-log-message-bytes",
+        type=int,
+        default=defaults.log_message_bytes,
+        help="log messages are cut beyond this",
+    )
     serve.set_defaults(run=run_serve)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    db_help = "SQLite file (default: $BLUEPRINT_DB or data/blueprint.db)"
+    create = key_commands.add_parser(
+        "create", help="make a key and print it, once, alone on standard output"
+    )
+    create.add_argument("--name", required=True, help="a name for the key, unique among live keys")
+    create.add_argument(
+        "--scopes",
+        required=True,
+        help=f"comma-separated, from: {', '.join(sorted(SCOPES))} (admin implies every scope)",
+    )
+    create.add_argument("--db", default=env("BLUEPRINT_DB", defaults.db), help=db_help)
+    create.set_defaults(run=run_keys_create)
+    listing = key_commands.add_parser("list", help="names, scopes, dates; never the keys")
+    listing.add_argument("--db", default=env("BLUEPRINT_DB", defaults.db), help=db_help)
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    listing.set_defaults(run=run_keys_list)
+    revoke = key_commands.add_parser("revoke", help="refuse a key from now on")
+    revoke.add_argument("name")
+    revoke.add_argument("--db", default=env("BLUEPRINT_DB", defaults.db), help=db_help)
+    revoke.set_defaults(run=run_keys_revoke)
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """ValueError says which flag is wrong."""
+    try:
+        rate_limit = RateLimit.parse(args.rate_limit, args.rate_burst)
+    except ValueError as exc:
+        raise ValueError(f"--rate-limit: {exc}") from None
+    for flag, value in (
+        ("--workers", args.workers),
+        ("--max-active-per-key", args.max_active_per_key),
+        ("--max-log-message-bytes", args.max_log_message_bytes),
+    ):
+        if value < 1:
+            raise ValueError(f"{flag} must be 1 or more, not {value}")
     return Settings(
+        rate_limit=rate_limit,
+        max_active_per_key=args.max_active_per_key,
+        log_message_bytes=args.max_log_message_bytes,
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -172,8 +233,22 @@ def uvicorn_config(settings: Settings, router: RouterTree | None = None) -> uvic
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"blueprint: {exc}", file=sys.stderr)
+        return 2
+    has_keys = any(key.revoked_at is None for key in KeyAdmin(settings.db).list())
+    why_not = refusal(settings.host, has_keys, settings.db)
+    if why_not is not None:
+        print(f"blueprint: {why_not}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    if not has_keys:
+        log.warning(
+            "no API keys: serving open, to callers on this machine only; "
+            "create a key to require one (blueprint keys create --help)"
+        )
     log.info(
         "blueprint serving tRPC on http://%s:%d%s (database %s)",
         settings.host,
@@ -181,9 +256,6 @@ def run_serve(args: argparse.Namespace) -> int:
         settings.prefix,
         settings.db,
     )
-    if settings.workers < 1:
-        print("blueprint: --workers must be 1 or more", file=sys.stderr)
-        return 2
     config = uvicorn_config(settings)
     if settings.workers == 1:
         uvicorn.Server(config).run()
@@ -191,6 +263,68 @@ def run_serve(args: argparse.Namespace) -> int:
         # uvicorn's supervisor restarts a worker that dies; the others take over its executions.
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0
+
+
+def run_keys_create(args: argparse.Namespace) -> int:
+    scopes = {scope.strip() for scope in args.scopes.split(",") if scope.strip()}
+    unknown = sorted(scopes - SCOPES)
+    if unknown or not scopes:
+        print(
+            f"blueprint: unknown scope {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(sorted(SCOPES))}",
+            file=sys.stderr,
+        )
+        return 2
+    name = args.name.strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        print("blueprint: --name must be 1 to 100 printable characters", file=sys.stderr)
+        return 2
+    try:
+        key = KeyAdmin(args.db).create(name, scopes)
+    except KeyExists as exc:
+        print(f"blueprint: {exc}", file=sys.stderr)
+        return 1
+    print(key)
+    print(
+        f"created key {name!r} with scopes {', '.join(sorted(scopes))} in {args.db}; "
+        "it is shown this once",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_keys_list(args: argparse.Namespace) -> int:
+    found = KeyAdmin(args.db).list()
+    if args.json:
+        print(msgspec.json.encode(found).decode())
+        return 0
+    if not found:
+        print(f"no API keys in {args.db}: the server runs open, on loopback only")
+        return 0
+    rows = [("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED")] + [
+        (
+            key.name,
+            ",".join(key.scopes),
+            key.created_at,
+            key.last_used_at or "never",
+            key.revoked_at or "-",
+        )
+        for key in found
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def run_keys_revoke(args: argparse.Namespace) -> int:
+    if KeyAdmin(args.db).revoke(args.name):
+        print(f"revoked key {args.name!r}: servers refuse it from now on", file=sys.stderr)
+        return 0
+    print(f"blueprint: no live key named {args.name!r} in {args.db}", file=sys.stderr)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

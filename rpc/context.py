@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from rpc.auth import Caller
+
 if TYPE_CHECKING:
     from engine.engine import Engine
     from rpc.router import Procedure
@@ -30,5 +32,6 @@ class Context(msgspec.Struct, frozen=True):
     frozen dataclass."""
 
     services: Services
+    caller: Caller
     client: str | None = None
     connection_params: Mapping[str, str] = {}

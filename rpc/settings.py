@@ -7,6 +7,7 @@ import msgspec
 from engine.engine import EngineLimits
 from engine.webhooks import LOOPBACK, WebhookPolicy
 from rpc.codec import Transformer
+from rpc.ratelimit import RateLimit
 from rpc.resolver import WireOptions
 from store import Durability
 
@@ -37,6 +38,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     node_concurrency: int = 8
     max_nodes: int = 10_000
     webhook_allow: tuple[str, ...] = LOOPBACK  #: the hosts webhooks may go to
+    rate_limit: RateLimit | None = RateLimit(rate=100, burst=200)  #: per key; None: off
+    max_active_per_key: int = 1000  #: queued, running and paused executions one key started
+    log_message_bytes: int = 8192  #: a log message is cut beyond this
 
     @property
     def webhooks(self) -> WebhookPolicy:
@@ -48,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_running_executions=self.max_running_executions,
             node_concurrency=self.node_concurrency,
             max_nodes=self.max_nodes,
+            log_message_bytes=self.log_message_bytes,
         )
 
     @property

@@ -8,6 +8,9 @@ the newest commits can be lost if the machine itself loses power; `synchronous=F
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import sqlite3
 from enum import StrEnum
@@ -22,6 +25,7 @@ from store.blueprints import Blueprints
 from store.controls import Controls
 from store.follower import LogFollower
 from store.idempotency import IdempotencyKeys
+from store.keys import KeyRing
 from store.owners import Owners
 from store.reads import ExecutionReads
 from store.resume import LogResumeSource
@@ -29,11 +33,15 @@ from store.status_cache import StatusCache
 from store.webhooks import Deliveries
 from store.writer import Committed, EventWriter
 
+log = logging.getLogger("blueprint.store")
+
 
 class Durability(StrEnum):
     NORMAL = "normal"  #: synchronous=NORMAL: survives a process crash
     STRICT = "strict"  #: synchronous=FULL: survives power loss too
 
+
+KEY_USES_SECONDS = 10.0  #: how often `keys list` learns when keys were last used
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -68,6 +76,8 @@ class Store:
         self.batches = Batches(self.writer, reader_db)
         self.deliveries = Deliveries(self.writer, reader_db, cache.invalidate)
         self.owners = Owners(self.writer, path)
+        self.keys = KeyRing(path, self.writer)
+        self._key_uses_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -92,7 +102,17 @@ class Store:
         store = cls(os.fspath(path), writer_db, reader_db, StatusCache(cache_bytes))
         store.writer.start()
         await store.follower.start()
+        store.keys.load()
+        store._key_uses_task = asyncio.ensure_future(store._write_key_uses_forever())
         return store
+
+    async def _write_key_uses_forever(self) -> None:
+        while True:
+            await asyncio.sleep(KEY_USES_SECONDS)
+            try:
+                await self.keys.write_uses()
+            except Exception:
+                log.exception("recording when API keys were last used failed")
 
     def _committed(self, committed: Committed) -> None:
         self.cache.invalidate(committed.executions)
@@ -108,6 +128,12 @@ class Store:
     async def close(self) -> None:
         """Write everything queued, then close both connections."""
         try:
+            if self._key_uses_task is not None:
+                self._key_uses_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._key_uses_task
+                with contextlib.suppress(Exception):
+                    await self.keys.write_uses()
             await self.follower.close()
             await self.writer.close()
         finally:

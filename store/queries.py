@@ -2,8 +2,9 @@
 
 INSERT_EXECUTION = """
 INSERT INTO executions (id, blueprint_id, blueprint_version, batch_id, status, created_at,
-    updated_at, ended_at, retry_of, idempotency_key, snapshot, input, options, record, owner)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    updated_at, ended_at, retry_of, idempotency_key, snapshot, input, options, record, owner,
+    started_by)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 UPDATE_EXECUTION = (
     "UPDATE executions SET status = ?, updated_at = ?, ended_at = ?, record = ? WHERE id = ?"

@@ -87,6 +87,15 @@ class ExecutionReads:
         found = next(iter(rows), None)
         return None if found is None else str(found[0])
 
+    async def active_count(self, started_by: str) -> int:
+        """Queued, running and paused executions that `started_by` asked for."""
+        rows = await self._db.execute_fetchall(
+            "SELECT count(*) FROM executions WHERE started_by = ?"
+            " AND status IN ('queued', 'running', 'paused')",
+            (started_by,),
+        )
+        return int(next(iter(rows))[0])
+
     async def status_of(self, execution_id: str) -> str | None:
         rows = await self._db.execute_fetchall(
             "SELECT status FROM executions WHERE id = ?", (execution_id,)

@@ -298,6 +298,7 @@ def _insert_executions(
                 _encode(event.options),
                 _encode(latest),
                 event.owner,
+                event.started_by,
             )
         )
         for index, initial in enumerate(event.steps):

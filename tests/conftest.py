@@ -20,7 +20,8 @@ def db_path(tmp_path: Path) -> str:
 def sample_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real server with the sample router, shared by a module's tests."""
     db = tmp_path_factory.mktemp("sample") / "blueprint.db"
-    settings = Settings(db=str(db), sse_ping_seconds=0.2)
+    # No rate limit: these tests probe the wire with far more than 100 calls a second.
+    settings = Settings(db=str(db), sse_ping_seconds=0.2, rate_limit=None)
     with running_server(settings, sample_router.router) as url:
         yield url
 

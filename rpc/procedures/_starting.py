@@ -50,6 +50,7 @@ async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
         webhook=request.webhook,
         idempotency_key=request.idempotency_key,
     )
+    await check_active_limit(ctx)
     return await services.engine.start(
         plan,
         blueprint_id=blueprint_id,
@@ -58,7 +59,24 @@ async def start_execution(ctx: Context, request: ExecuteRequest) -> Execution:
         metadata=request.metadata,
         options=options,
         execution_id=execution_id,
+        started_by=ctx.caller.name,
     )
+
+
+async def check_active_limit(ctx: Context, adding: int = 1) -> None:
+    """TOO_MANY_REQUESTS if `adding` more would take the caller's key over its limit of
+    active executions. Checked, not reserved: calls racing each other may pass it together."""
+    name = ctx.caller.name
+    if name is None:
+        return  # open: there is no key to count for
+    limit = ctx.services.settings.max_active_per_key
+    active = await ctx.services.store.executions.active_count(name)
+    if active + adding > limit:
+        raise RPCError(
+            ErrorCode.TOO_MANY_REQUESTS,
+            f"This API key has {active} active executions and may have {limit}; "
+            f"starting {adding} more would pass that: wait for some to end, or stop them",
+        )
 
 
 async def _claim(ctx: Context, request: ExecuteRequest) -> tuple[Execution | None, str]:

@@ -16,6 +16,7 @@ from rpc import files
 from rpc.context import Context
 from rpc.errors import ErrorCode, RPCError
 from rpc.procedures import _updates
+from rpc.procedures._starting import check_active_limit
 from rpc.procedures._stopping import stop_executions
 from rpc.procedures._wire import Input, Limit, Offset, Output
 from rpc.router import Procedure, Scope, Tracked, mutation, query, subscription
@@ -147,6 +148,7 @@ async def start(ctx: Context, input: StartInput) -> Started:
     batch_id = new_id("batch")
     ids = [new_id("exec") for _ in work]
     folder = input.source.folder_path if isinstance(input.source, Folder) else None
+    await check_active_limit(ctx, adding=len(work))
     await services.store.batches.create(
         BatchRow(
             id=batch_id,
@@ -181,6 +183,7 @@ async def start(ctx: Context, input: StartInput) -> Started:
             options=options,
             batch_id=batch_id,
             execution_id=execution_id,
+            started_by=ctx.caller.name,
         )
         started.append(
             StartedItem(

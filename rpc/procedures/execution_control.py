@@ -15,6 +15,7 @@ from engine import control
 from engine.records import ACTIVE_EXECUTION_STATUSES, ExecutionStatus
 from rpc.context import Context
 from rpc.errors import ErrorCode, RPCError
+from rpc.procedures._starting import check_active_limit
 from rpc.procedures._stopping import stop_executions
 from rpc.procedures._wire import ExecutionId, Input, Output
 from rpc.router import Procedure, Scope, mutation
@@ -205,6 +206,7 @@ async def retry(ctx: Context, input: OneExecution) -> Retried:
             "stop it or let it end before retrying",
         )
     plan = services.engine.compile(msgspec.to_builtins(source.blueprint))
+    await check_active_limit(ctx)
     started = await services.engine.start(
         plan,
         blueprint_id=source.execution.blueprint_id,
@@ -214,6 +216,7 @@ async def retry(ctx: Context, input: OneExecution) -> Retried:
         options=msgspec.structs.replace(source.options, idempotency_key=None),
         retry_of=input.execution_id,
         reuse=source.succeeded,
+        started_by=ctx.caller.name,
     )
     return Retried(
         execution_id=started.id, status=started.status.value, retry_of=input.execution_id

@@ -180,6 +180,7 @@ def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         sse_ping_seconds=0.2,
         transformer=Transformer.NONE,
         allow_method_override=True,
+        rate_limit=None,
     )
     with running_server(config, sample_router.router) as url:
         yield url
