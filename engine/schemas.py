@@ -36,7 +36,7 @@ def schema_problems(schema: Any, path: str = "schema") -> list[tuple[str, str]]:
     ]
     types = schema.get("type")
     names = types if isinstance(types, list) else [types] if types is not None else []
-    if any(name not in TYPES for name in names):
+    if any(not isinstance(name, str) or name not in TYPES for name in names):
         problems.append((f"{path}.type", f"must be one of {', '.join(sorted(TYPES))}"))
     properties = schema.get("properties", {})
     if not isinstance(properties, dict):

@@ -149,6 +149,15 @@ def test_a_config_that_breaks_a_rule_is_a_config_problem(registry, node):
     assert [(p.node_id, p.field.split(".")[0]) for p in problems] == [("n", "config")]
 
 
+@pytest.mark.parametrize("schema_type", [[[]], {}, [{}], ["string", ["null"]]])
+def test_a_schema_type_that_is_not_a_name_is_a_problem_not_a_crash(registry, schema_type):
+    """Found by tests/engine/test_fuzz_blueprints.py: `{"type": [[]]}` raised TypeError
+    (`[] in set`) out of validation, a 500 for blueprint.create."""
+    config = {"prompt": "?", "schema": {"type": schema_type}}
+    problems = problems_of(blueprint({"id": "n", "type": "input", "config": config}), registry)
+    assert where(problems) == {("n", "config.schema.type")}
+
+
 @pytest.mark.parametrize(
     "config",
     [
