@@ -158,8 +158,9 @@ def _mark_stopped(conn: sqlite3.Connection, batch_ids: list[str]) -> None:
 
 
 def _clear_finished(conn: sqlite3.Connection) -> Cleared:
-    """Delete finished executions (with their steps, outputs, logs and commands) and the
-    batches whose executions have all finished; keep everything active."""
+    """Delete finished executions (with their steps, outputs, logs, commands, webhook
+    deliveries and idempotency keys) and the batches whose executions have all finished; keep
+    everything active. A key whose execution is gone starts a new one when used again."""
     finals = ", ".join(f"'{s}'" for s in _FINAL)
     ids = [row[0] for row in conn.execute(f"SELECT id FROM executions WHERE status IN ({finals})")]
     kept = conn.execute(
@@ -172,7 +173,8 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
             f" executions e WHERE e.batch_id = batches.id AND e.status NOT IN ({finals}))"
         )
     ]
-    for table in ("steps", "step_outputs", "logs", "controls"):
+    tables = ("steps", "step_outputs", "logs", "controls", "webhook_deliveries", "idempotency_keys")
+    for table in tables:
         conn.executemany(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
     conn.executemany("DELETE FROM executions WHERE id = ?", [(i,) for i in ids])
     conn.executemany("DELETE FROM batch_items WHERE batch_id = ?", [(b,) for b in batch_ids])

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 import aiosqlite
 import msgspec
 
+from store import queries
+
 log = logging.getLogger("blueprint.store")
 
 PAGE = 1000
@@ -120,7 +122,7 @@ class LogFollower:
         self._subscriptions.discard(subscription)
 
     async def last_gid(self) -> int:
-        rows = await self._db.execute_fetchall("SELECT coalesce(max(gid), 0) FROM logs")
+        rows = await self._db.execute_fetchall(queries.LAST_GID)
         return int(next(iter(rows))[0])
 
     async def rows_after(

@@ -1,5 +1,9 @@
 """Every SQL statement the store makes, by name."""
 
+from __future__ import annotations
+
+from typing import Any
+
 INSERT_EXECUTION = """
 INSERT INTO executions (id, blueprint_id, blueprint_version, batch_id, status, created_at,
     updated_at, ended_at, retry_of, idempotency_key, snapshot, input, options, record, owner,
@@ -28,7 +32,17 @@ INSERT_WEBHOOK = """
 INSERT INTO webhook_deliveries (execution_id, event, url, secret, body, created_at, next_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
-LAST_GID = "SELECT coalesce(max(gid), 0) FROM logs"
+LAST_GID = "SELECT value FROM meta WHERE key = 'last_gid'"
+ADVANCE_GID = "UPDATE meta SET value = value + ? WHERE key = 'last_gid'"
+
+
+def take_gids(conn: Any, count: int) -> int:
+    """Reserve `count` log numbers; returns the one before the first. Inside the writer's
+    transaction, which holds the write lock, so no one else can take them."""
+    base: int = conn.execute(LAST_GID).fetchone()[0]
+    conn.execute(ADVANCE_GID, (count,))
+    return base
+
 
 # The status of one execution: each a single indexed lookup or range.
 EXECUTION_RECORD = "SELECT record FROM executions WHERE id = ?"

@@ -89,7 +89,7 @@ def _append_log(
     seq = conn.execute(
         "SELECT coalesce(max(seq), 0) + 1 FROM logs WHERE execution_id = ?", (execution_id,)
     ).fetchone()[0]
-    gid = conn.execute("SELECT coalesce(max(gid), 0) + 1 FROM logs").fetchone()[0]
+    gid = queries.take_gids(conn, 1) + 1
     entry = LogEntry(
         seq=seq, timestamp=now_iso(), level=level, node_id=None, message=message, data=data
     )

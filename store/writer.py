@@ -254,8 +254,7 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
         conn.executemany(queries.UPSERT_OUTPUT, [_output_row(event) for event in outputs.values()])
     gids = None
     if logs:
-        # The write lock is held (BEGIN IMMEDIATE), so no other writer can take these numbers.
-        base = conn.execute(queries.LAST_GID).fetchone()[0]
+        base = queries.take_gids(conn, len(logs))
         for offset, row in enumerate(logs, start=1):
             row[2] = base + offset
         conn.executemany(queries.INSERT_LOG, logs)

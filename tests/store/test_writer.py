@@ -305,3 +305,23 @@ async def test_a_repeated_idempotency_key_does_not_stop_the_log(path):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1):
                 await store.close()
+
+
+async def test_log_numbers_never_go_back_after_history_is_cleared(store):
+    first = execution(exec_id(1))
+    store.writer.emit(created(first))
+    store.writer.emit(log(first.id, 1))
+    store.writer.emit(log(first.id, 2))
+    store.writer.emit(updated(first, status="completed"))
+    await store.writer.flush()
+    before = await store.follower.last_gid()
+
+    cleared = await store.batches.clear_finished()
+    assert cleared.executions == 1
+    second = execution(exec_id(2))
+    store.writer.emit(created(second))
+    store.writer.emit(log(second.id, 1))
+    await store.writer.flush()
+
+    (row,) = await store.follower.rows_after(before)
+    assert row.gid == before + 1  # a new number, not one a deleted row had
