@@ -162,7 +162,6 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
     deliveries and idempotency keys) and the batches whose executions have all finished; keep
     everything active. A key whose execution is gone starts a new one when used again."""
     finals = ", ".join(f"'{s}'" for s in _FINAL)
-    ids = [row[0] for row in conn.execute(f"SELECT id FROM executions WHERE status IN ({finals})")]
     kept = conn.execute(
         f"SELECT count(*) FROM executions WHERE status NOT IN ({finals})"
     ).fetchone()[0]
@@ -172,6 +171,16 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
             "SELECT id FROM batches WHERE status != 'running' AND NOT EXISTS (SELECT 1 FROM"
             f" executions e WHERE e.batch_id = batches.id AND e.status NOT IN ({finals}))"
         )
+    ]
+    # A batch still running keeps its finished executions: without them its counts would take
+    # them for never created, and it would never end.
+    kept_batches = {row[0] for row in conn.execute("SELECT id FROM batches")} - set(batch_ids)
+    ids = [
+        execution_id
+        for execution_id, batch_id in conn.execute(
+            f"SELECT id, batch_id FROM executions WHERE status IN ({finals})"
+        )
+        if batch_id not in kept_batches
     ]
     tables = ("steps", "step_outputs", "logs", "controls", "webhook_deliveries", "idempotency_keys")
     for table in tables:

@@ -378,6 +378,30 @@ async def test_clear_all_deletes_finished_history_and_keeps_what_is_active(store
     await wait_batch(store, live, "completed")
 
 
+async def test_clear_all_keeps_the_finished_executions_of_a_running_batch(store, engine, gates):
+    # Reported: clearAll deleted them; the batch then counted them as never created (queued)
+    # and stayed running forever.
+    batch_id, ids = await start_batch(store, engine, [gated("first"), gated("second")])
+    gates["first"].set()
+    await wait_execution(store, ids[0], "completed")
+
+    cleared = await store.batches.clear_finished()
+    assert (cleared.batches, cleared.executions, cleared.kept_active) == (0, 0, 1)
+    row, items = await store.batches.get(batch_id)
+    assert [i.status for i in items] == ["completed", "running"]
+    assert counts(row)["completed"] == 1
+
+    gates["second"].set()
+    row, _ = await wait_batch(store, batch_id, "completed")
+    assert counts(row) == {
+        "status": "completed",
+        "completed": 2,
+        "failed": 0,
+        "running": 0,
+        "queued": 0,
+    }
+
+
 async def test_clear_all_with_nothing_finished_deletes_nothing(store, engine, gates):
     await start_batch(store, engine, [gated("a")])
     cleared = await store.batches.clear_finished()
