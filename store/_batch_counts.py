@@ -25,7 +25,9 @@ def refresh_batch(conn: sqlite3.Connection, batch_id: str) -> None:
     if active or created < total:
         status = "running"
     else:
-        status = "cancelled" if stopped else "failed" if counts.get("failed") else "completed"
+        # A stop that reached none of its executions (they had all ended) cancels nothing.
+        cancelled = stopped and counts.get("cancelled")
+        status = "cancelled" if cancelled else "failed" if counts.get("failed") else "completed"
         ended_at = conn.execute(
             "SELECT max(ended_at) FROM executions WHERE batch_id = ?", (batch_id,)
         ).fetchone()[0]

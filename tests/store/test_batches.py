@@ -336,6 +336,16 @@ async def test_stopping_one_batch_leaves_another_running(store, engine, gates):
     assert [i for i, _, _ in await store.batches.active_executions(None)] == other_ids
 
 
+async def test_stopping_a_finished_batch_leaves_its_status(store, engine, gates):
+    # Reported: batch.stop answered "Batch is already completed" and then marked it cancelled.
+    batch_id, _ = await start_batch(store, engine, [gated("a")])
+    gates["a"].set()
+    await wait_batch(store, batch_id, "completed")
+    assert await stop_batch(store, engine, batch_id) == (0, 0)
+    row, _ = await store.batches.get(batch_id)
+    assert row.status == "completed"
+
+
 async def wait_execution(store: Store, execution_id: str, status: str) -> None:
     async with asyncio.timeout(30):
         while await store.executions.status_of(execution_id) != status:
