@@ -172,6 +172,7 @@ class Engine:
             )
         )
         run.log(LogLevel.INFO, f"Execution queued: {plan.blueprint.name}")
+        run.apply_reuse()
         self._runs[execution.id] = run
         run.arm_timeout()
         self._admit(run)
@@ -209,13 +210,13 @@ class Engine:
         engines on one log, only this engine's own and those of engines that died."""
         self._resume_source = source
         if self._owners is None:
-            return self._take_up(await source.load_unfinished())
+            return await self._take_up(await source.load_unfinished())
         self._owners.register(self.id)
         await self._owners.claim_orphans(self.id)
-        return self._take_up(await source.load_unfinished(owner=self.id))
+        return await self._take_up(await source.load_unfinished(owner=self.id))
 
-    def _take_up(self, unfinished: list[UnfinishedExecution]) -> int:
-        taken = 0
+    async def _take_up(self, unfinished: list[UnfinishedExecution]) -> int:
+        runs = []
         for item in unfinished:
             if item.execution.id in self._runs:
                 continue
@@ -231,16 +232,24 @@ class Engine:
                 last_seq=item.last_seq,
             )
             self._runs[run.id] = run
+            runs.append(run)
+        if runs and self.controls is not None:
+            # A stop recorded while no engine ran these is honoured before anything restarts:
+            # otherwise a step the crash interrupted would run again only to be cancelled.
+            await self._apply_pending(only=(control.Stop,))
+        for run in runs:
+            if run.status.is_final:
+                continue
             run.arm_timeout()
             if run.status is ExecutionStatus.QUEUED:
+                run.restore_counts()  # a retry's reused steps are already done
                 self._admit(run)
             elif run.status is ExecutionStatus.RUNNING:
                 self._hold(run)
                 run.resume_after_restart()
             else:
                 run.resume_after_restart()
-            taken += 1
-        return taken
+        return len(runs)
 
     async def _adopt_forever(self) -> None:
         assert self._owners is not None and self._resume_source is not None
@@ -249,7 +258,7 @@ class Engine:
             try:
                 if await self._owners.claim_orphans(self.id):
                     unfinished = await self._resume_source.load_unfinished(owner=self.id)
-                    if taken := self._take_up(unfinished):
+                    if taken := await self._take_up(unfinished):
                         log.info("took over %d executions of an engine that stopped", taken)
                     if self._deliverer is not None:
                         self._deliverer.wake()
@@ -348,11 +357,14 @@ class Engine:
             except Exception:
                 log.exception("applying control commands failed; trying again")
 
-    async def _apply_pending(self) -> None:
+    async def _apply_pending(self, only: tuple[type[AnyCommand], ...] | None = None) -> None:
+        """Apply recorded commands in order (`only` those of these kinds, if given)."""
         assert self.controls is not None
         settled: list[tuple[int, Outcome]] = []
         for pending in await self.controls.pending():
             recorded = pending.recorded
+            if only is not None and not isinstance(recorded.command, only):
+                continue
             run = self._runs.get(recorded.execution_id)
             if run is not None:
                 outcome = control.apply(run, recorded.command)

@@ -117,19 +117,21 @@ class ExecutionRun:
     # Lifecycle
 
     def start(self) -> None:
-        """queued -> running: schedule the nodes without dependencies."""
+        """queued -> running: schedule the nodes whose dependencies are all done (at first,
+        those without any; in a retry, also those after the steps it reuses)."""
         self._set_execution(status=ExecutionStatus.RUNNING)
         self._execution_log(LogLevel.INFO, f"Execution started: {len(self.steps)} nodes")
-        self._apply_reuse()
-        self._ready.extend(
+        # Built afresh: nothing has run yet, and reuse may already have released some nodes.
+        self._ready = deque(
             p.index
             for p in self.plan.nodes
-            if not p.dependencies and not self.steps[p.index].status.is_final
+            if self._pending[p.index] == 0 and self.steps[p.index].status is StepStatus.QUEUED
         )
         self._advance()
 
-    def _apply_reuse(self) -> None:
-        """A retry's steps that succeeded in the original: done, with the original's output.
+    def apply_reuse(self) -> None:
+        """A retry's steps that succeeded in the original: done, with the original's output,
+        recorded with the execution's creation (so a restart before it starts keeps them).
         All are marked first, so releasing their dependants sees every one of them final."""
         original = self.execution.retry_of
         now = iso_ms(now_ms())
@@ -143,15 +145,20 @@ class ExecutionRun:
             )
         for index, (output, _) in self._reuse.items():
             self._after_success(index, output)
+        self._flush()
 
-    def resume_after_restart(self) -> None:
-        """Rebuild scheduling state from the log; rerun steps a restart interrupted."""
+    def restore_counts(self) -> None:
+        """After a restart: count each node's dependencies the log says are done."""
         for planned in self.plan.nodes:
             for dep in planned.dependencies:
                 if self.steps[dep].status.is_final:
                     self._pending[planned.index] -= 1
                     if self.steps[dep].status is StepStatus.SKIPPED:
                         self._skipped_deps[planned.index] += 1
+
+    def resume_after_restart(self) -> None:
+        """Rebuild scheduling state from the log; rerun steps a restart interrupted."""
+        self.restore_counts()
         interrupted = [i for i, s in enumerate(self.steps) if s.status is StepStatus.RUNNING]
         for index in interrupted:
             self._interrupt(index)

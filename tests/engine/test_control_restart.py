@@ -3,8 +3,6 @@ execution (the server was down, or busy dying) is applied by the engine that res
 
 from __future__ import annotations
 
-import pytest
-
 from engine.control import Continue, Pause, ProvideInput, SetTraceLogs, Stop
 from tests.engine.conftest import (
     assert_consistent,
@@ -97,11 +95,6 @@ async def test_a_stop_recorded_while_down_is_honoured_after_the_restart(durable,
     assert_consistent(seen)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resume() restarts interrupted steps before start_background() applies the stop "
-    "recorded before the restart, so the node of a stopped execution runs once more",
-)
 async def test_a_stop_recorded_while_down_runs_no_node_again(durable, probe):
     engine = await durable.boot()
     execution_id = await start(engine, blueprint(probe_node("a", gate="a")))

@@ -5,7 +5,6 @@ retryOf. The original comes from the log, as the procedure reads it."""
 from __future__ import annotations
 
 import msgspec
-import pytest
 
 from engine.control import Stop
 from tests.engine.conftest import (
@@ -188,12 +187,6 @@ async def test_reused_leaves_keep_their_artifacts_in_the_final_outputs(durable, 
     assert status["artifacts"][0]["nodeId"] == "report"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the outputs a retry reuses live only in its ExecutionRun until it starts "
-    "(engine/run.py _apply_reuse); a retry still queued when the server stops is resumed from "
-    "the log without them, and the nodes it should reuse run again",
-)
 async def test_a_retry_still_queued_at_a_restart_keeps_what_it_reuses(durable, probe):
     engine = await durable.boot(max_running_executions=1)
     store = durable.store
