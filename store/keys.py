@@ -5,8 +5,9 @@ stored, and it is compared in constant time. The secret is 32 random bytes, so a
 enough: there is nothing to guess that a slow one would protect.
 
 The server holds every key in memory and learns of changes through a stamp file beside the
-database that the command line replaces after each change; looking at it costs one stat() per
-request, which is how a revoked key is refused at once, even by a server already running.
+database that the command line rewrites after each change. Servers map it into memory and look
+at it before each request, which is how a revoked key is refused at once, even by a server
+already running, for the price of a memory read.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import math
+import mmap
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -138,11 +142,7 @@ class KeyAdmin:
         return revoked
 
     def _stamp(self) -> None:
-        """Tell running servers to reload: a new file (so a new inode) replaces the old."""
-        stamp = stamp_path(self._db_path)
-        provisional = stamp.with_name(f"{stamp.name}.{os.getpid()}")
-        provisional.write_text(str(now_ms()))
-        os.replace(provisional, stamp)
+        ChangeStamp(stamp_path(self._db_path)).bump()
 
 
 def _prepare(conn: sqlite3.Connection, db_path: str) -> None:
@@ -151,16 +151,78 @@ def _prepare(conn: sqlite3.Connection, db_path: str) -> None:
     migrations.migrate(conn, db_path)
 
 
+class ChangeStamp:
+    """Eight bytes in a file beside the database that change whenever the keys do. Writers
+    overwrite them in place; servers map the file into memory, so a look costs a memory read,
+    not a system call. Whether the file itself was replaced is checked once a second."""
+
+    _SIZE = 8
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._map: mmap.mmap | None = None
+        self._inode: int | None = None
+        self._checked = -math.inf
+
+    def bump(self) -> None:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, time.time_ns().to_bytes(self._SIZE, "little"), 0)
+        finally:
+            os.close(fd)
+
+    def read(self) -> bytes:
+        now = time.monotonic()
+        if now - self._checked > 1.0:
+            self._checked = now
+            self._remap()
+        return self._map[: self._SIZE] if self._map is not None else b""
+
+    def _remap(self) -> None:
+        try:
+            inode = os.stat(self._path).st_ino
+            if inode == self._inode and self._map is not None:
+                return
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            inode = None
+            try:
+                fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return
+        except OSError:
+            return
+        try:
+            if os.fstat(fd).st_size < self._SIZE:
+                os.ftruncate(fd, self._SIZE)
+            if self._map is not None:
+                self._map.close()
+            self._map = mmap.mmap(fd, self._SIZE, access=mmap.ACCESS_READ)
+            self._inode = os.fstat(fd).st_ino if inode is None else inode
+        except OSError:
+            self._map = None
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
 class KeyRing:
     """The server's side: every key in memory, reloaded when the stamp file changes."""
 
     def __init__(self, db_path: str, writer: EventWriter | None = None) -> None:
         self._db_path = db_path
-        self._stamp = stamp_path(db_path) if db_path != ":memory:" else None
-        self._seen: tuple[int, int] | None = None
+        self._stamp = ChangeStamp(stamp_path(db_path)) if db_path != ":memory:" else None
+        self._seen = b""
         self._keys: dict[str, StoredKey] = {}
         self._writer = writer
-        self._uses: dict[str, int] = {}  #: key id -> last use (ms), not yet written
+        self._used: set[str] = set()  #: ids of keys used since uses were last written
+        #: Keys as presented that verified, so a key's next request skips hashing it. Only a
+        #: key that matched its hash gets in; cleared whenever the keys change.
+        self._verified: dict[str, StoredKey] = {}
 
     @property
     def has_keys(self) -> bool:
@@ -170,29 +232,22 @@ class KeyRing:
     def load(self) -> None:
         """Read every key now (at startup: the stamp may be older than the keys)."""
         if self._stamp is not None:
-            self._seen = self._stamp_state()
+            self._seen = self._stamp.read()
             self._keys = self._load()
 
     def refresh(self) -> None:
         """Reload if the command line changed the keys since the last look."""
         if self._stamp is not None:
-            seen = self._stamp_state()
+            seen = self._stamp.read()
             if seen != self._seen:
                 try:
                     self._keys = self._load()
+                    self._verified = {}
                 except sqlite3.Error:
                     # Keep the keys we know and look again on the next request.
                     log.exception("reloading API keys failed")
                     return
                 self._seen = seen
-
-    def _stamp_state(self) -> tuple[int, int] | None:
-        assert self._stamp is not None
-        try:
-            info = os.stat(self._stamp)
-        except FileNotFoundError:
-            return None
-        return info.st_ino, info.st_mtime_ns
 
     def _load(self) -> dict[str, StoredKey]:
         if not os.path.exists(self._db_path):
@@ -220,6 +275,10 @@ class KeyRing:
 
     def verify(self, presented: str) -> StoredKey | None:
         """The live key presented, or None (unknown, malformed or revoked)."""
+        known = self._verified.get(presented)
+        if known is not None:
+            self._used.add(known.key_id)
+            return known
         parts = split_key(presented)
         if parts is None:
             return None
@@ -228,19 +287,23 @@ class KeyRing:
             return None
         if key.revoked:
             return None
-        self._uses[key.key_id] = now_ms()
+        if len(self._verified) >= 10_000:
+            self._verified.clear()
+        self._verified[presented] = key
+        self._used.add(key.key_id)
         return key
 
     async def write_uses(self) -> None:
-        """Record when keys were last used; batched, as a write per request would cost."""
-        if not self._uses or self._writer is None:
+        """Record which keys were used, as of now: batched every few seconds, as a write (or
+        even a clock read) per request would cost more than the rest of the check."""
+        if not self._used or self._writer is None:
             return
-        uses, self._uses = self._uses, {}
-        await self._writer.write(_mark_used, uses)
+        used, self._used = self._used, set()
+        await self._writer.write(_mark_used, used, now_ms())
 
 
-def _mark_used(conn: sqlite3.Connection, uses: dict[str, int]) -> None:
+def _mark_used(conn: sqlite3.Connection, key_ids: set[str], at: int) -> None:
     conn.executemany(
         "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE key_id = ?",
-        [(at, key_id) for key_id, at in uses.items()],
+        [(at, key_id) for key_id in key_ids],
     )
