@@ -12,6 +12,7 @@ from engine.errors import NodeError
 from engine.expressions import ExpressionError, check_template
 from engine.registry import NodeRegistry
 
+_json = msgspec.json.Encoder()
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 
@@ -42,7 +43,7 @@ async def http(ctx: NodeContext, config: HttpConfig) -> dict[str, Any]:
     """Sends one HTTP request; 5xx, 429 and connection errors are retryable, other 4xx not."""
     try:
         url = ctx.render(config.url)
-        headers = ctx.render(dict(config.headers))
+        headers = {name: _text(value) for name, value in ctx.render(dict(config.headers)).items()}
         body = ctx.render(config.body) if config.body is not msgspec.UNSET else None
     except ExpressionError as exc:
         raise NodeError("EXPRESSION_ERROR", str(exc), retryable=False) from None
@@ -69,6 +70,12 @@ async def http(ctx: NodeContext, config: HttpConfig) -> dict[str, Any]:
             "HTTP_STATUS", f"{config.method} {url} answered {status}", retryable=retryable
         )
     return result
+
+
+def _text(value: Any) -> str:
+    """A header as it must travel: text. A `{{ expr }}` that is the whole value may give a
+    number, null or an object; those go as JSON, as templates inside text do."""
+    return value if isinstance(value, str) else _json.encode(value).decode()
 
 
 def _expected(status: int, expected: tuple[int, ...]) -> bool:

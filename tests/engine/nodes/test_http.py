@@ -102,6 +102,20 @@ async def test_method_headers_and_a_json_body_are_sent_with_templates(engine, si
     assert seen.outputs["h"]["status"] == 201
 
 
+async def test_a_header_whose_template_gives_no_text_is_sent_as_json(engine, sink, server):
+    """Found by tests/engine/test_fuzz_blueprints.py: `{"x-a": "{{ input }}"}` with input null
+    handed None to httpx, whose TypeError failed the node as NODE_ERROR, retried."""
+    url = server.on("/h", json_reply(200, {}))
+    headers = {"x-null": "{{ input.none }}", "x-num": "{{ input.n }}", "x-obj": "{{ input }}"}
+    seen = await run(
+        engine, sink, blueprint(http_node(url, headers=headers)), input={"none": None, "n": 3}
+    )
+    assert seen.status == "completed", seen.steps["h"].error
+    sent = server.requests[0]["headers"]
+    assert (sent["x-null"], sent["x-num"]) == ("null", "3")
+    assert json.loads(sent["x-obj"]) == {"none": None, "n": 3}
+
+
 async def test_expect_status_accepts_a_listed_status(engine, sink, server):
     url = server.on("/gone", json_reply(404, {"missing": True}))
     seen = await run(engine, sink, blueprint(http_node(url, expectStatus=[404])))
