@@ -1,5 +1,6 @@
-"""Control through the log across a restart: a command recorded while no engine runs its
-execution (the server was down, or busy dying) is applied by the engine that resumes it."""
+"""Control through the log: a command recorded while no engine runs its execution (the server
+was down, or busy dying) is applied by the engine that resumes it; one sent to another engine on
+the same log is applied by the engine that runs the execution."""
 
 from __future__ import annotations
 
@@ -210,3 +211,42 @@ async def test_a_manual_pause_survives_a_restart_with_its_running_node_queued_ag
 def engine_of(durable):
     (engine,) = durable.engines
     return engine
+
+
+# Another engine on the same log
+
+
+async def test_a_command_sent_to_another_engine_is_applied_by_the_one_running_it(durable, probe):
+    runner = await durable.boot()
+    other = await durable.boot()
+    store = durable.store
+    execution_id = await start(
+        runner, blueprint({"id": "hold", "type": "pause"}, probe_node("after", dependsOn=["hold"]))
+    )
+    await wait_logged(store, execution_id, "paused")
+    assert other.get(execution_id) is None
+
+    outcome = await other.control(execution_id, Continue())
+    assert (outcome.applied, outcome.message) == (True, "Execution continued")
+    assert_consistent(await wait_logged(store, execution_id, "completed"))
+    assert probe.calls == {"after": 1}
+
+
+async def test_a_command_no_engine_applies_in_time_is_answered_recorded_then_applied(
+    durable, probe
+):
+    runner = await durable.boot(background=False)
+    other = await durable.boot(control_wait_seconds=0.3)
+    store = durable.store
+    execution_id = await start(runner, blueprint({"id": "hold", "type": "pause"}))
+    await wait_logged(store, execution_id, "paused")
+
+    outcome = await other.control(execution_id, Continue())
+    assert not outcome.applied
+    assert outcome.message.startswith("Recorded, not yet applied")
+    (pending,) = await store.controls.pending()
+    assert pending.recorded.command == Continue()
+
+    runner.start_background()
+    assert (await answered(store, pending.recorded.id)).applied
+    assert_consistent(await wait_logged(store, execution_id, "completed"))
