@@ -47,13 +47,19 @@ async def http(ctx: NodeContext, config: HttpConfig) -> dict[str, Any]:
         body = ctx.render(config.body) if config.body is not msgspec.UNSET else None
     except ExpressionError as exc:
         raise NodeError("EXPRESSION_ERROR", str(exc), retryable=False) from None
-    request: dict[str, Any] = {"headers": headers, "timeout": config.timeoutMs / 1000}
+    options: dict[str, Any] = {"headers": headers, "timeout": config.timeoutMs / 1000}
     if isinstance(body, (dict, list)):
-        request["json"] = body
+        options["json"] = body
     elif body is not None:
-        request["content"] = str(body)
+        options["content"] = str(body)
     try:
-        response = await ctx.http.request(config.method.upper(), str(url), **request)
+        request = ctx.http.build_request(config.method.upper(), str(url), **options)
+    except (httpx.InvalidURL, ValueError) as exc:
+        # Such as a header that is not ASCII, or a URL a template broke: no retry can help.
+        message = f"{config.method} {url} cannot be sent: {exc}"
+        raise NodeError("HTTP_INVALID_REQUEST", message, retryable=False) from None
+    try:
+        response = await ctx.http.send(request)
     except httpx.TimeoutException:
         raise NodeError("HTTP_TIMEOUT", f"{config.method} {url} timed out") from None
     except httpx.HTTPError as exc:

@@ -116,6 +116,22 @@ async def test_a_header_whose_template_gives_no_text_is_sent_as_json(engine, sin
     assert json.loads(sent["x-obj"]) == {"none": None, "n": 3}
 
 
+@pytest.mark.parametrize(
+    ("url_path", "headers"),
+    [("/", {"x-a": "caf\u00e9"}), ("/", {"x-a": "{{ input }}"}), ("/{{ input }}", {})],
+    ids=["static-header", "templated-header", "templated-url"],
+)
+async def test_a_request_that_cannot_be_sent_fails_at_once(engine, sink, server, url_path, headers):
+    """Found by tests/engine/test_fuzz_blueprints.py: a header that is not ASCII made httpx
+    raise UnicodeEncodeError, a NODE_ERROR retried as if the network had failed."""
+    url = server.on("/", json_reply(200, {})).rstrip("/") + url_path
+    node = http_node(url, headers=headers, retry={"maxAttempts": 3})
+    seen = await run(engine, sink, blueprint(node), input="\u00e9\n\x00 x")
+    assert seen.status == "failed"
+    assert [a.error.code for a in seen.steps["h"].attempts] == ["HTTP_INVALID_REQUEST"]
+    assert server.requests == []
+
+
 async def test_expect_status_accepts_a_listed_status(engine, sink, server):
     url = server.on("/gone", json_reply(404, {"missing": True}))
     seen = await run(engine, sink, blueprint(http_node(url, expectStatus=[404])))
