@@ -354,12 +354,17 @@ class ExecutionRun:
         planned = self.plan.nodes[index]
         if planned.node_type.waits is not None:
             self._pause_on(index, planned.node_type.waits)
-        elif planned.node.breakpoint and self.execution.debug and index not in self._approved:
+        elif planned.node.breakpoint and self.execution.debug and not self._let_through(index):
             self._pause_on(index, PauseReason.BREAKPOINT)
         elif planned.node_type.inline:
             self._run_inline(index)
         else:
             self._tasks[index] = asyncio.ensure_future(self._drive(index))
+
+    def _let_through(self, index: int) -> bool:
+        """A client let this node past its breakpoint: here, or before a restart (it has an
+        attempt, so it ran, and is only being run again)."""
+        return index in self._approved or self.steps[index].attempt_no > 0
 
     def _run_inline(self, index: int) -> None:
         """First attempt of a node type that never waits, at once; a retry needs a task."""

@@ -250,3 +250,27 @@ async def test_a_command_no_engine_applies_in_time_is_answered_recorded_then_app
     runner.start_background()
     assert (await answered(store, pending.recorded.id)).applied
     assert_consistent(await wait_logged(store, execution_id, "completed"))
+
+
+async def test_a_node_continued_past_its_breakpoint_is_not_stopped_there_again_by_a_restart(
+    durable, probe
+):
+    # Reported: the rerun of an interrupted node paused at its breakpoint once more, though a
+    # client had already let it through.
+    engine = await durable.boot()
+    execution_id = await start(
+        engine,
+        blueprint(probe_node("a", gate="a", breakpoint=True), probe_node("b", dependsOn=["a"])),
+        debug=True,
+    )
+    await wait_logged(durable.store, execution_id, "paused")
+    assert (await engine.control(execution_id, Continue())).applied
+    await wait_until(lambda: probe.running == 1, timeout=30)
+    await durable.crash()
+
+    probe.gate("a").set()
+    await durable.boot()
+    seen = await wait_logged(durable.store, execution_id)
+    assert seen.status == "completed", seen.execution.pause_reason
+    assert probe.calls == {"a": 2, "b": 1}
+    assert_consistent(seen)
