@@ -20,7 +20,7 @@ import pytest
 from engine.control import Continue
 from engine.model import Webhook
 from engine.records import Execution
-from engine.webhooks import WebhookPolicy
+from engine.webhooks import LOOPBACK, WebhookPolicy, refusal, signature
 from tests.engine.conftest import blueprint, logged, poll, start, wait_logged
 from tests.store._events import read
 
@@ -296,3 +296,37 @@ async def test_a_delivery_due_before_a_restart_is_sent_after_it(durable, receive
     (request,) = receiver.requests
     assert msgspec.json.decode(request.body)["executionId"] == execution_id
     assert request.headers["x-blueprint-signature"] == signed(request.body)
+
+
+# The policy's pure parts
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://127.0.0.1:8080/hook", True),
+        ("https://LOCALHOST/hook", True),
+        ("http://[::1]:9/hook", True),
+        ("http://example.com/hook", False),
+        ("http://127.0.0.1.example.com/hook", False),
+        ("ftp://127.0.0.1/hook", False),
+        ("http:///no-host", False),
+        ("127.0.0.1/hook", False),
+    ],
+)
+def test_only_http_urls_to_allowed_hosts_may_be_targets(url, allowed):
+    why_not = refusal(url, LOOPBACK)
+    assert (why_not is None) == allowed, why_not
+
+
+def test_the_signature_is_the_hmac_sha256_of_the_body():
+    body = b'{"event":"completed"}'
+    assert signature(SECRET, body) == signed(body)
+    assert signature(SECRET, body + b" ") != signed(body)
+
+
+def test_backoff_doubles_from_the_first_delay_up_to_the_cap_with_jitter():
+    policy = WebhookPolicy(first_delay_ms=100, max_delay_ms=1000)
+    for attempt, base in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (9, 1000)]:
+        delays = {policy.delay_ms(attempt) for _ in range(50)}
+        assert all(0.75 * base <= d <= 1.25 * base for d in delays), (attempt, delays)
