@@ -7,60 +7,20 @@ runs once per module and its report is shared by the tests.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from rpc.settings import Settings
+from tests.e2e._node import Scenarios
 from tests.servers import running_server
-
-CLIENT_DIR = Path(__file__).parent / "client"
-SCRIPT = CLIENT_DIR / "executions.mjs"
-NODE_TIMEOUT = 90  # the script stops itself after 60 s; this only catches a hung Node
-
-
-def node_command() -> list[str]:
-    """`node executions.mjs`; fails (never skips) when Node or the npm packages are missing."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: install Node.js 20+, then run `make test`")
-    if not (CLIENT_DIR / "node_modules" / "@trpc" / "client").is_dir():
-        pytest.fail(f"{CLIENT_DIR / 'node_modules'} is missing: run `make test` to install it")
-    return [node, str(SCRIPT)]
-
-
-class Scenarios:
-    """Runs each scenario of the script once against one server and keeps its report."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self._reports: dict[str, dict[str, Any]] = {}
-
-    def run(self, scenario: str) -> dict[str, Any]:
-        if scenario not in self._reports:
-            done = subprocess.run(
-                [*node_command(), self.base_url, scenario],
-                cwd=CLIENT_DIR,
-                capture_output=True,
-                text=True,
-                timeout=NODE_TIMEOUT,
-            )
-            if done.returncode != 0:
-                pytest.fail(f"{scenario} exited {done.returncode}:\n{done.stderr}")
-            self._reports[scenario] = json.loads(done.stdout)
-        return self._reports[scenario]
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenarios]:
     db = tmp_path_factory.mktemp("client-executions") / "blueprint.db"
     with running_server(Settings(db=str(db))) as url:
-        yield Scenarios(url)
+        yield Scenarios("executions.mjs", url)
 
 
 def test_the_execution_completes_with_its_final_outputs(client: Scenarios) -> None:

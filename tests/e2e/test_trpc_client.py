@@ -8,11 +8,9 @@ call's result or TRPCClientError, subscription events, and the HTTP requests the
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,25 +18,11 @@ import pytest
 from rpc.codec import Transformer
 from rpc.settings import Settings
 from tests import sample_router
+from tests.e2e._node import CLIENT_DIR, node_command
 from tests.servers import running_server
 
-CLIENT_DIR = Path(__file__).parent / "client"
-SCRIPT = CLIENT_DIR / "trpc-client.mjs"
 NODE_TIMEOUT = 60
 TRICKY_TEXT = 'a+b c&d=%2C ü 😀\n"q"'  # the same string as in trpc-client.mjs
-
-
-def node_command() -> list[str]:
-    """`node trpc-client.mjs`; fails (never skips) when Node or the npm packages are missing."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: install Node.js 20+, then run `make test`")
-    if not (CLIENT_DIR / "node_modules" / "@trpc" / "client").is_dir():
-        pytest.fail(
-            f"{CLIENT_DIR / 'node_modules'} is missing: run `make test`, which installs it "
-            "(npm ci --prefix tests/e2e/client)"
-        )
-    return [node, str(SCRIPT)]
 
 
 class NodeClient:
@@ -55,7 +39,8 @@ class NodeClient:
         return self._reports[scenario]
 
     def _run(self, scenario: str) -> dict[str, Any]:
-        command = [*node_command(), self.base_url, self.transformer.value, scenario]
+        script = node_command("trpc-client.mjs")
+        command = [*script, self.base_url, self.transformer.value, scenario]
         done = subprocess.run(
             command, cwd=CLIENT_DIR, capture_output=True, text=True, timeout=NODE_TIMEOUT
         )
