@@ -265,6 +265,15 @@ def test_batch_stop_stops_the_running_and_cancels_the_queued(batches: Scenarios)
     assert after["endTime"] is not None
 
 
+def test_batch_stop_cancels_queued_executions_without_starting_them(batches: Scenarios) -> None:
+    """Stopping the running execution first freed its slot, so the engine started each queued
+    one just before stopping it: all three were counted as running."""
+    report = batches.result("stop")
+    stopped = report["stopped"]
+    assert (stopped["runningStopped"], stopped["queuedCancelled"]) == (1, 2), stopped
+    assert [e["ran"] for e in report["executions"]] == [["wait"], [], []]
+
+
 def test_batch_stop_of_an_ended_batch_answers_success_false(batches: Scenarios) -> None:
     again = batches.result("stop")["again"]
     assert again["success"] is False

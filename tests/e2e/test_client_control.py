@@ -103,16 +103,26 @@ def test_stop_all_stops_running_and_paused_and_cancels_queued(control: Control) 
     assert result["activeBefore"]["totalActive"] == 5, result["activeBefore"]
     stopped = result["stopped"]
     assert stopped["success"] is True
-    assert (stopped["totalStopped"], stopped["totalBatches"], stopped["batches"]) == (
-        5,
-        1,
-        [result["batchId"]],
-    )
-    assert stopped["runningStopped"] + stopped["queuedCancelled"] == 5
+    assert (
+        stopped["totalStopped"],
+        stopped["runningStopped"],
+        stopped["queuedCancelled"],
+        stopped["totalBatches"],
+        stopped["batches"],
+    ) == (5, 3, 2, 1, [result["batchId"]])
     assert result["activeAfter"] == {"totalActive": 0, "executions": []}
     assert [e["status"] for e in result["after"]] == ["cancelled"] * 5
     batch = result["batchAfter"]
     assert (batch["status"], batch["running"], batch["queued"]) == ("cancelled", 0, 0)
+
+
+def test_stop_all_cancels_queued_executions_without_starting_them(control: Control) -> None:
+    """Stopping a running execution of a batch frees its slot; stopAll once stopped the running
+    ones first, so the engine started each queued one just before stopping it (and counted it
+    as running)."""
+    after = control.result("stop-all")["after"]
+    queued = after[3:]  # the batch's second and third: one at a time, so they waited
+    assert [e["ran"] for e in queued] == [[], []], queued
 
 
 def test_stop_all_with_nothing_active_stops_nothing(control: Control) -> None:
