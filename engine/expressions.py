@@ -17,6 +17,7 @@ import msgspec
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
 
 
 class ExpressionError(ValueError):
@@ -37,10 +38,16 @@ def compile_expression(source: str) -> Any:
 
 
 def evaluate(source: str, context: dict[str, Any]) -> Any:
+    """The expression's value, sharing nothing with `context`.
+
+    JMESPath hands back parts of its data as they are, and the context changes as nodes
+    finish: an output of `nodes` kept as it is would come to hold itself (a cycle no log can
+    write) and change after it was recorded. So an object or array comes back as a copy."""
     try:
-        return compile_expression(source).search(context)
+        value = compile_expression(source).search(context)
     except jmespath.exceptions.JMESPathError as exc:
         raise ExpressionError(f"expression {source!r} failed: {_first_line(exc)}") from None
+    return _decoder.decode(_encoder.encode(value)) if isinstance(value, (dict, list)) else value
 
 
 def is_truthy(value: Any) -> bool:

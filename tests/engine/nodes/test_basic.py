@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.conftest import blueprint, ms, run
+from tests.engine.conftest import blueprint, ms, run, start, wait_logged
 
 
 async def test_noop_without_dependencies_outputs_the_input(engine, sink):
@@ -127,6 +127,27 @@ async def test_an_expression_that_fails_on_its_data_fails_without_retry(engine, 
     assert seen.status == "failed"
     assert seen.steps["t"].error.code == "EXPRESSION_ERROR"
     assert len(seen.steps["t"].attempts) == 1
+
+
+@pytest.mark.parametrize(
+    "config", [{"expression": "nodes"}, {"expression": "@"}, {"template": {"all": "{{ nodes }}"}}]
+)
+async def test_an_output_of_the_context_is_a_copy_the_log_can_write(durable, config):
+    """Found by tests/engine/test_fuzz_blueprints.py: `{"expression": "nodes"}` output the
+    context's own `nodes` map, which then held the output, which held the map...: the log
+    writer failed on the cycle and, retrying, wrote nothing more for any execution."""
+    engine = await durable.boot()
+    document = blueprint(
+        {"id": "a", "type": "noop"},
+        {"id": "t", "type": "transform", "config": config, "dependsOn": ["a"]},
+        {"id": "z", "type": "noop", "dependsOn": ["t"]},
+    )
+    execution_id = await start(engine, document, input=1)
+    seen = await wait_logged(durable.store, execution_id)
+    assert seen.status == "completed"
+    a = {"output": 1, "status": "succeeded"}
+    assert seen.outputs["t"] in ({"a": a}, {"input": 1, "metadata": {}, "nodes": {"a": a}},
+                                 {"all": {"a": a}})  # fmt: skip
 
 
 def branching(expression: str) -> dict:
