@@ -47,6 +47,12 @@ def evaluate(source: str, context: dict[str, Any]) -> Any:
         value = compile_expression(source).search(context)
     except jmespath.exceptions.JMESPathError as exc:
         raise ExpressionError(f"expression {source!r} failed: {_first_line(exc)}") from None
+    except ExpressionError:
+        raise
+    except (TypeError, ValueError) as exc:
+        # jmespath's own slips on odd data: a slice step of 0, `>` between text and a number.
+        message = f"expression {source!r} failed: {type(exc).__name__}: {exc}"
+        raise ExpressionError(message) from None
     return _decoder.decode(_encoder.encode(value)) if isinstance(value, (dict, list)) else value
 
 

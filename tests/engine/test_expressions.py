@@ -33,6 +33,23 @@ def test_an_expression_failing_on_its_data_is_an_expression_error():
 
 
 @pytest.mark.parametrize(
+    ("source", "data"),
+    [
+        ("input[::0]", [1, 2]),
+        ("input[?a > `1`]", [{"a": 2}, {"a": "b"}]),
+        ("max_by(input, &a)", [{"a": 1}, {"a": "b"}]),
+        ("min_by(input, &a)", [{"a": 1}, {"a": "b"}]),
+    ],
+)
+def test_jmespaths_own_errors_on_odd_data_are_expression_errors(source, data):
+    """Found by tests/engine/test_fuzz_blueprints.py: jmespath raises ValueError or TypeError
+    here, which failed a transform as a retryable NODE_ERROR (and escaped the trace log of
+    its resolved config)."""
+    with pytest.raises(ExpressionError, match="failed"):
+        evaluate(source, {"input": data, "metadata": {}, "nodes": {}})
+
+
+@pytest.mark.parametrize(
     ("value", "truth"),
     [
         (0, True),

@@ -150,6 +150,16 @@ async def test_an_output_of_the_context_is_a_copy_the_log_can_write(durable, con
                                  {"all": {"a": a}})  # fmt: skip
 
 
+@pytest.mark.parametrize("trace_logs", [False, True])
+async def test_an_expression_jmespath_itself_trips_on_fails_the_node(engine, sink, trace_logs):
+    """Found by tests/engine/test_fuzz_blueprints.py: jmespath raises ValueError for a slice
+    step of 0; with trace logs on it escaped engine.start (rendering the config to log it)."""
+    node = {"id": "t", "type": "transform", "config": {"template": "{{ input[::0] }}"}}
+    seen = await run(engine, sink, blueprint(node), input=[1], trace_logs=trace_logs)
+    assert seen.status == "failed"
+    assert seen.steps["t"].error.code == "EXPRESSION_ERROR"
+
+
 def branching(expression: str) -> dict:
     return blueprint(
         {
