@@ -33,6 +33,7 @@ class Owners:
         provisional = self._folder / f".{engine_id}.{os.getpid()}"
         fd = os.open(provisional, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for people (and tests) asking which process
         os.replace(provisional, self._folder / f"{engine_id}.lock")
         self._lock_fd = fd
 
