@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import msgspec
@@ -20,9 +21,11 @@ class RetryPolicy(Model, frozen=True, kw_only=True):
 
     def delay_ms(self, attempt_no: int, random_unit: float = 0.5) -> float:
         """Wait before attempt `attempt_no + 1`; `random_unit` in [0, 1) spreads it ±50%."""
-        delay = min(
-            self.backoff_ms * self.backoff_multiplier ** (attempt_no - 1), self.max_backoff_ms
-        )
+        try:
+            growth = self.backoff_multiplier ** (attempt_no - 1)
+        except OverflowError:  # a huge multiplier: the cap is what applies
+            growth = math.inf
+        delay = min(self.backoff_ms * growth, self.max_backoff_ms) if self.backoff_ms else 0.0
         if self.jitter:
             delay *= 0.5 + random_unit
         return float(max(delay, 0.0))

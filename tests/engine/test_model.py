@@ -37,3 +37,14 @@ def test_jitter_draws_stay_within_half_either_way():
     draws = [policy.delay_ms(1, random.random()) for _ in range(500)]
     assert all(500 <= d < 1500 for d in draws)
     assert min(draws) < 800 and max(draws) > 1200
+
+
+@pytest.mark.parametrize("multiplier", [1e200, 1e308, -1e200])
+@pytest.mark.parametrize("backoff_ms", [0, 1])
+def test_a_huge_multiplier_waits_the_cap_rather_than_overflow(multiplier, backoff_ms):
+    """Found by tests/engine/test_fuzz_blueprints.py: backoffMultiplier 1e200 made the third
+    retry's wait `1e200 ** 2` raise OverflowError in the engine (the step failed INTERNAL)."""
+    policy = RetryPolicy(
+        max_attempts=9, backoff_ms=backoff_ms, backoff_multiplier=multiplier, max_backoff_ms=20
+    )
+    assert [policy.delay_ms(n) for n in (3, 9)] == [20.0 * backoff_ms] * 2
