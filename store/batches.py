@@ -85,6 +85,15 @@ class Batches:
         )
         return [(row[0], row[1], row[2]) for row in rows]
 
+    async def end_gid(self, batch_id: str) -> int | None:
+        """The log row that recorded the end of the batch's last execution to end (meaningful
+        once the batch has ended); None if unknown (logs written before this was kept)."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT max(end_gid) FROM executions WHERE batch_id = ?", (batch_id,)
+        )
+        found = next(iter(rows))[0]
+        return None if found is None else int(found)
+
     async def mark_stopped(self, batch_ids: list[str]) -> None:
         if batch_ids:
             await self._writer.write(_mark_stopped, batch_ids)

@@ -32,6 +32,7 @@ INSERT_WEBHOOK = """
 INSERT INTO webhook_deliveries (execution_id, event, url, secret, body, created_at, next_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
+SET_END_GID = "UPDATE executions SET end_gid = ? WHERE id = ?"
 LAST_GID = "SELECT value FROM meta WHERE key = 'last_gid'"
 ADVANCE_GID = "UPDATE meta SET value = value + ? WHERE key = 'last_gid'"
 

@@ -29,7 +29,7 @@ from engine.events import (
     StepUpdated,
     WebhookDue,
 )
-from engine.records import Execution, Step
+from engine.records import Execution, ExecutionStatus, Step
 from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import run_on_thread
@@ -41,6 +41,7 @@ Work = Callable[..., Any]
 
 # Used only on the writer's database thread.
 _encode = msgspec.json.Encoder().encode
+_FINAL_STATUSES = frozenset(s.value for s in ExecutionStatus if s.is_final)
 
 
 class _Write:
@@ -217,9 +218,12 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
     logs: list[list[Any]] = []
     controls: list[tuple[Any, ...]] = []
     webhooks: list[tuple[Any, ...]] = []
+    ends: list[int] = []  #: positions in `logs` of rows that record an execution's end
     for event in events:
         if isinstance(event, LogAppended):
             entry = event.entry
+            if _records_end(entry.data):
+                ends.append(len(logs))
             logs.append(
                 [event.execution_id, entry.seq, 0, entry.level.rank, entry.node_id, _encode(entry)]
             )
@@ -259,6 +263,8 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
             row[2] = base + offset
         conn.executemany(queries.INSERT_LOG, logs)
         gids = (base + 1, base + len(logs))
+        if ends:
+            conn.executemany(queries.SET_END_GID, [(logs[i][2], logs[i][0]) for i in ends])
     if controls:
         # Another engine may have answered first (a command for a finished execution).
         conn.executemany(queries.SET_CONTROL_OUTCOME, controls)
@@ -267,6 +273,14 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
     if webhooks:
         conn.executemany(queries.INSERT_WEBHOOK, [(*row, now_ms()) for row in webhooks])
     return Committed({event.execution_id for event in events}, gids)
+
+
+def _records_end(data: Any) -> bool:
+    return (
+        type(data) is dict
+        and data.get("event") == "execution"
+        and data.get("status") in _FINAL_STATUSES
+    )
 
 
 def _insert_executions(

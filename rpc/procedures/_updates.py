@@ -110,8 +110,9 @@ async def follow(
         follower.unsubscribe(subscription)
 
 
-#: (execution id, time, the transition) -> the update event and whether the stream ends
-Snapshot = Callable[[str, str, dict[str, Any]], Awaitable[tuple[dict[str, Any], bool] | None]]
+#: (execution id, time, the transition, the row's number) -> the update event and whether the
+#: stream ends
+Snapshot = Callable[[str, str, dict[str, Any], int], Awaitable[tuple[dict[str, Any], bool] | None]]
 
 
 async def updates(
@@ -122,8 +123,8 @@ async def updates(
     details: bool = True,
 ) -> AsyncIterator[Tracked]:
     """Events of the rows, skipping those up to `after`. After a row that changed an execution,
-    `snapshot(execution id, time, transition)` gives the update event (sent as `G.slot`) and
-    whether the followed execution or batch has ended, which ends the stream. Without
+    `snapshot(execution id, time, transition, row number)` gives the update event (sent as
+    `G.slot`) and whether the followed execution or batch has ended, which ends the stream. Without
     `details`, only the update events are sent (batch followers)."""
     async for batch in rows:
         for row in batch:
@@ -132,7 +133,7 @@ async def updates(
                 if position > after:
                     yield Tracked(event_id(position), event)
             if marked is not None:
-                found = await snapshot(row.execution_id, events[-1][1]["at"], marked)
+                found = await snapshot(row.execution_id, events[-1][1]["at"], marked, row.gid)
                 if found is not None:
                     update, ended = found
                     if (row.gid, slot) > after:

@@ -351,8 +351,10 @@ async def on_update(ctx: Context, input: BatchUpdatesInput) -> AsyncIterator[Tra
         member_of = {item.item.execution_id: one for item in found[1]}
         followed = [found[0]]
 
+    end_gid: list[int | None] = []  #: once the followed batch has ended: its last row
+
     async def snapshot(
-        execution_id: str, at: str, transition: dict[str, Any]
+        execution_id: str, at: str, transition: dict[str, Any], gid: int
     ) -> tuple[dict[str, Any], bool] | None:
         if execution_id not in member_of and one is None:
             record = await store.executions.record(execution_id)
@@ -362,7 +364,13 @@ async def on_update(ctx: Context, input: BatchUpdatesInput) -> AsyncIterator[Tra
         if found is None:
             return None
         event = batch_update(found[0], at, execution_id)
-        return event, one is not None and found[0].status != "running"
+        if one is None or found[0].status == "running":
+            return event, False
+        # The batch has ended by now, but this row may come before its end (a stream resumed,
+        # or behind): end on the row that recorded the end of its last execution.
+        if not end_gid:
+            end_gid.append(await store.batches.end_gid(one))
+        return event, end_gid[0] is None or gid >= end_gid[0]
 
     if after is None:
         after = (store.follower.position, 4)

@@ -230,7 +230,7 @@ async def on_update(ctx: Context, input: UpdatesInput) -> AsyncIterator[Tracked 
     after = _updates.parse_event_id(input.last_event_id)
 
     async def snapshot(
-        execution_id: str, at: str, transition: dict[str, Any]
+        execution_id: str, at: str, transition: dict[str, Any], gid: int
     ) -> tuple[dict[str, Any], bool] | None:
         record = await store.executions.record(execution_id)
         if record is None:

@@ -185,13 +185,6 @@ def changing_rows(replay: dict[str, Any]) -> list[int]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch.onUpdate decides that a followed batch has ended from the batch's current "
-    "status, not from the row being sent (rpc/procedures/batch.py, on_update's snapshot). "
-    "Resumed after the batch ended, the first member row it reads already looks final, so the "
-    "stream returns there (sending at most that row's update): every later event is lost.",
-)
 def test_resuming_batch_updates_delivers_every_later_update(updates: Scenarios) -> None:
     result = updates.result("batch")
     after = position(result["resumeFrom"])[0]
