@@ -87,6 +87,14 @@ class ExecutionReads:
         found = next(iter(rows), None)
         return None if found is None else str(found[0])
 
+    async def end_gid(self, execution_id: str) -> int | None:
+        """The log row that recorded the execution's end (None: not ended, or not known)."""
+        rows = await self._db.execute_fetchall(
+            "SELECT end_gid FROM executions WHERE id = ?", (execution_id,)
+        )
+        found = next(iter(rows), None)
+        return None if found is None or found[0] is None else int(found[0])
+
     async def active_count(self, started_by: str) -> int:
         """Queued, running and paused executions that `started_by` asked for."""
         rows = await self._db.execute_fetchall(

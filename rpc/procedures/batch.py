@@ -380,6 +380,10 @@ async def on_update(ctx: Context, input: BatchUpdatesInput) -> AsyncIterator[Tra
             yield Tracked(_updates.event_id(after), batch_update(row, now_iso(), None))
         if one is not None and followed[0].status != "running":
             return
+    elif one is not None and followed[0].status != "running":
+        end = await store.batches.end_gid(one)
+        if end is not None and after >= (end, 4):
+            return  # resumed after the row that ended it: nothing more will come
     wants = None if one is None else member_of.__contains__
     rows = _updates.follow(store.follower, None, after, wants)
     async for event in _updates.updates(rows, after, snapshot, slot=4, details=False):

@@ -255,6 +255,10 @@ async def on_update(ctx: Context, input: UpdatesInput) -> AsyncIterator[Tracked 
                 update = _updates.execution_update(record, now_iso())
                 yield Tracked(_updates.event_id(position), update)
         after = position
+    elif one is not None:
+        end = await store.executions.end_gid(one)
+        if end is not None and after >= (end, 3):
+            return  # resumed after the row that ended it: nothing more will come
     wants = None if one is None else (lambda execution_id: execution_id == one)
     rows = _updates.follow(follower, one, after, wants)
     async for event in _updates.updates(rows, after, snapshot, slot=3):

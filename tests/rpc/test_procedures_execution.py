@@ -8,6 +8,7 @@ and a `measure` node reports a metric and an artifact.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import uuid
@@ -865,3 +866,44 @@ def test_bad_log_options_are_bad_requests(api: API, options: dict[str, Any]) -> 
     with pytest.raises(TRPCError) as caught:
         api.query("execution.getLogs", {"executionId": "exec_1733050800000_a3b7z", **options})
     assert caught.value.code == "BAD_REQUEST"
+
+
+# -- onUpdate: resuming a stream that has ended ---------------------------------------------
+
+
+def sse_events(api: API, input: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(event kind, id) of each event of an onUpdate stream, read until it ends."""
+    events: list[tuple[str, str | None]] = []
+    params = {"input": json.dumps({"json": input})}
+    with api.http.stream("GET", "/execution.onUpdate", params=params, timeout=30) as response:
+        kind, event_id, has_data = "message", None, False
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line[len("event: ") :]
+            elif line.startswith("id: "):
+                event_id = line[len("id: ") :]
+            elif line.startswith("data:"):
+                has_data = True
+            elif line == "" and has_data:
+                if kind != "ping":
+                    events.append((kind, event_id))
+                kind, event_id, has_data = "message", None, False
+            if events and events[-1][0] == "return":
+                break
+    return events
+
+
+def test_a_stream_resumed_after_its_end_ends_at_once(api: API) -> None:
+    execution_id = start(api, {"blueprint": inline(noop("only"))})["executionId"]
+    api.wait_until(execution_id, lambda s: s["status"] == "completed")
+    everything = sse_events(api, {"executionId": execution_id, "lastEventId": "0"})
+    ids = [event_id for kind, event_id in everything if event_id is not None]
+    assert everything[-1][0] == "return" and ids
+
+    last_row = ids[-1].split(".")[0]
+    for resume_from in (ids[-1], last_row, str(int(last_row) + 1000)):
+        resumed = sse_events(api, {"executionId": execution_id, "lastEventId": resume_from})
+        assert [kind for kind, _ in resumed] == ["connected", "return"], resume_from
+    # Resumed before the last event of the row that ended it, that event still comes.
+    before_last = sse_events(api, {"executionId": execution_id, "lastEventId": ids[-2]})
+    assert [event_id for _, event_id in before_last if event_id] == [ids[-1]]
