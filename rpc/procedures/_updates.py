@@ -9,6 +9,7 @@ Update events carry the execution's (or batch's) state when they are sent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ _entry = msgspec.json.Decoder(LogEntry)
 _to_builtins = msgspec.to_builtins
 
 EventId = tuple[int, int]
+_EVENT_ID = re.compile(r"([0-9]{1,18})(?:\.([0-9]{0,18}))?")
 FINAL = {"completed", "failed", "cancelled"}
 
 
@@ -30,9 +32,11 @@ def parse_event_id(text: str | None) -> EventId | None:
     """`G.k` (or a bare `G`, meaning all of row G was seen)."""
     if not text:
         return None
-    whole, _, part = text.partition(".")
-    if not whole.isdigit() or (part and not part.isdigit()):
+    # ASCII digits, few enough for SQLite (str.isdigit() takes "²", which int() refuses).
+    match = _EVENT_ID.fullmatch(text)
+    if match is None:
         raise RPCError(ErrorCode.BAD_REQUEST, f"lastEventId {text!r} is not an id this server sent")
+    whole, part = match.groups()
     return int(whole), int(part) if part else 9
 
 
