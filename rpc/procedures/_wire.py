@@ -8,14 +8,20 @@ import msgspec
 
 from engine.model import Webhook
 
+
+def id_pattern(prefix: str) -> str:
+    r"""`<prefix>_<ms since epoch>_<5 base-36 characters>`, and nothing after: Python's `$`
+    also matches before a final newline (JavaScript's does not), hence `(?!\n)`."""
+    return rf"^{prefix}_[0-9]{{1,16}}_[0-9a-z]{{5}}$(?!\n)"
+
+
 ExecutionId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^exec_[0-9]{1,16}_[0-9a-z]{5}$",
-        description="exec_<ms since epoch>_<5 base-36 characters>",
+        pattern=id_pattern("exec"), description="exec_<ms since epoch>_<5 base-36 characters>"
     ),
 ]
-BlueprintId = Annotated[str, msgspec.Meta(pattern=r"^bp_[0-9]{1,16}_[0-9a-z]{5}$")]
+BlueprintId = Annotated[str, msgspec.Meta(pattern=id_pattern("bp"))]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 Offset = Annotated[int, msgspec.Meta(ge=0)]
 Document = Annotated[

@@ -18,11 +18,11 @@ from rpc.errors import ErrorCode, RPCError
 from rpc.procedures import _updates
 from rpc.procedures._starting import check_active_limit
 from rpc.procedures._stopping import stop_executions
-from rpc.procedures._wire import Input, Limit, Offset, Output
+from rpc.procedures._wire import Input, Limit, Offset, Output, id_pattern
 from rpc.router import Procedure, Scope, Tracked, mutation, query, subscription
 from store.batches import BatchItem, BatchRow
 
-BatchId = Annotated[str, msgspec.Meta(pattern=r"^batch_[0-9]{1,16}_[0-9a-z]{5}$")]
+BatchId = Annotated[str, msgspec.Meta(pattern=id_pattern("batch"))]
 MAX_BATCH = files.MAX_FILES
 
 

@@ -1,0 +1,26 @@
+"""The id forms of procedure inputs: `exec_...`, `bp_...`, `batch_...` and nothing else."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from rpc.procedures._wire import BlueprintId, ExecutionId
+from rpc.procedures.batch import BatchId
+
+FORMS = [(ExecutionId, "exec"), (BlueprintId, "bp"), (BatchId, "batch")]
+
+
+@pytest.mark.parametrize(("id_type", "prefix"), FORMS)
+def test_an_id_of_the_form_is_accepted(id_type, prefix):
+    assert msgspec.convert(f"{prefix}_1733050800000_a3b7z", id_type)
+
+
+@pytest.mark.parametrize(("id_type", "prefix"), FORMS)
+@pytest.mark.parametrize("tail", ["\n", " ", "\n\n", "x"])
+def test_nothing_may_follow_an_id(id_type, prefix, tail):
+    """Found by tests/rpc/test_fuzz_procedures.py: `$` in Python also matches before a final
+    newline, so "exec_1_aaaaa\\n" passed as an id (not_found, or NOT_FOUND) where the
+    contract says a malformed id is a BAD_REQUEST."""
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(f"{prefix}_1733050800000_a3b7z{tail}", id_type)
