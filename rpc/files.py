@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from rpc._jsondepth import exceeds_depth
 from rpc.errors import ErrorCode, RPCError
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -23,7 +24,10 @@ def inside(folder: str, given: str) -> Path:
     base = Path(folder).resolve()
     if "\0" in given:
         raise RPCError(ErrorCode.BAD_REQUEST, "A path may not contain NUL")
-    real = (base / given).resolve()  # an absolute `given` replaces base
+    try:
+        real = (base / given).resolve()  # an absolute `given` replaces base
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of links (before 3.13)
+        raise unreadable(given, exc) from None
     if not real.is_relative_to(base):
         raise RPCError(
             ErrorCode.FORBIDDEN,
@@ -32,15 +36,25 @@ def inside(folder: str, given: str) -> Path:
     return real
 
 
-def read_blueprint(folder: str, given: str) -> tuple[str, Any]:
-    """(path relative to the folder, decoded document) of one file."""
+def read_blueprint(folder: str, given: str, max_depth: int) -> tuple[str, Any]:
+    """(path relative to the folder, decoded document) of one file; a file nesting deeper
+    than `max_depth` is refused as the same input on the wire would be."""
     path = inside(folder, given)
-    if not path.is_file():
-        raise RPCError(ErrorCode.NOT_FOUND, f"No blueprint file {given!r} in the blueprints folder")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise RPCError(ErrorCode.PAYLOAD_TOO_LARGE, f"{given!r} is over {MAX_FILE_BYTES} bytes")
     try:
-        document = msgspec.json.decode(path.read_bytes())
+        if not path.is_file():
+            message = f"No blueprint file {given!r} in the blueprints folder"
+            raise RPCError(ErrorCode.NOT_FOUND, message)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            message = f"{given!r} is over {MAX_FILE_BYTES} bytes"
+            raise RPCError(ErrorCode.PAYLOAD_TOO_LARGE, message)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise unreadable(given, exc) from None
+    if exceeds_depth(raw, max_depth):
+        message = f"{given!r} nests deeper than the limit of {max_depth} levels"
+        raise RPCError(ErrorCode.BAD_REQUEST, message)
+    try:
+        document = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise RPCError(ErrorCode.BAD_REQUEST, f"{given!r} is not valid JSON: {exc}") from None
     return str(path.relative_to(Path(folder).resolve())), document
@@ -49,10 +63,20 @@ def read_blueprint(folder: str, given: str) -> tuple[str, Any]:
 def blueprint_files(folder: str, given: str) -> list[str]:
     """The `*.json` files of a folder inside the blueprints folder, by name, each checked."""
     path = inside(folder, given)
-    if not path.is_dir():
-        raise RPCError(ErrorCode.NOT_FOUND, f"No folder {given!r} in the blueprints folder")
-    files = sorted(entry for entry in path.glob("*.json"))
+    try:
+        if not path.is_dir():
+            message = f"No folder {given!r} in the blueprints folder"
+            raise RPCError(ErrorCode.NOT_FOUND, message)
+        files = sorted(entry for entry in path.glob("*.json"))
+    except OSError as exc:
+        raise unreadable(given, exc) from None
     if len(files) > MAX_FILES:
         raise RPCError(ErrorCode.BAD_REQUEST, f"{given!r} holds over {MAX_FILES} blueprint files")
     base = Path(folder).resolve()
     return [str(inside(folder, str(entry)).relative_to(base)) for entry in files]
+
+
+def unreadable(given: str, exc: Exception) -> RPCError:
+    """A path the system will not read (a name too long, a loop of links): the caller's."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return RPCError(ErrorCode.BAD_REQUEST, f"{given!r} cannot be read: {reason}")

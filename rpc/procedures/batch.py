@@ -216,7 +216,7 @@ async def _work(ctx: Context, source: Workflows | Files | Folder) -> list[_Work]
     if not paths:
         raise RPCError(ErrorCode.BAD_REQUEST, f"{source.folder_path!r} holds no *.json blueprints")  # type: ignore[union-attr]
     for given in paths:
-        path, document = files.read_blueprint(folder, given)
+        path, document = files.read_blueprint(folder, given, services.settings.max_depth)
         work.append(_Work(_compile(ctx, document, path), None, None, path))
     return work
 
