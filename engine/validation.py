@@ -7,6 +7,7 @@ its dependants, and an unknown dependency does not stop the search for cycles.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -117,6 +118,9 @@ def _parse_node(index: int, raw: Any) -> tuple[Node | None, list[Problem]]:
     if retry.max_attempts < 1 or retry.backoff_ms < 0 or retry.max_backoff_ms < 0:
         message = "maxAttempts >= 1 and backoffs >= 0 are required"
         problems.append(_problem(node.id, "retry", message))
+    if not math.isfinite(retry.backoff_multiplier):  # JSON has no NaN: the log could not keep it
+        message = "must be a finite number"
+        problems.append(_problem(node.id, "retry.backoffMultiplier", message))
     return (None if problems else node), problems
 
 

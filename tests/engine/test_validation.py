@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -147,6 +148,16 @@ def test_a_bad_config_names_the_field(registry, node, field):
 def test_a_config_that_breaks_a_rule_is_a_config_problem(registry, node):
     problems = problems_of(blueprint({"id": "n", **node}), registry)
     assert [(p.node_id, p.field.split(".")[0]) for p in problems] == [("n", "config")]
+
+
+@pytest.mark.parametrize("multiplier", [math.nan, math.inf, -math.inf])
+def test_a_backoff_multiplier_json_cannot_hold_is_a_problem(registry, multiplier):
+    """Found by tests/engine/test_fuzz_blueprints.py: a NaN multiplier (from a Python caller;
+    JSON has none) passed, and the snapshot the log keeps (NaN written as null) could not be
+    read back to resume or retry the execution."""
+    node = {"id": "n", "type": "noop", "retry": {"backoffMultiplier": multiplier}}
+    problems = problems_of(blueprint(node), registry)
+    assert where(problems) == {("n", "retry.backoffMultiplier")}
 
 
 @pytest.mark.parametrize("schema_type", [[[]], {}, [{}], ["string", ["null"]]])
