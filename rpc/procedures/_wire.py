@@ -22,8 +22,10 @@ ExecutionId = Annotated[
     ),
 ]
 BlueprintId = Annotated[str, msgspec.Meta(pattern=id_pattern("bp"))]
+SQLITE_MAX_INT = 2**63 - 1  #: a larger number would reach SQLite as an OverflowError
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
-Offset = Annotated[int, msgspec.Meta(ge=0)]
+Offset = Annotated[int, msgspec.Meta(ge=0, le=SQLITE_MAX_INT)]
+Version = Annotated[int, msgspec.Meta(ge=1, le=SQLITE_MAX_INT)]
 Document = Annotated[
     dict[str, Any],
     msgspec.Meta(description="A blueprint document: {name, description?, nodes: [...]}"),
@@ -44,7 +46,7 @@ class ExecuteRequest(Input, frozen=True, kw_only=True):
 
     blueprint_id: BlueprintId | None = None
     blueprint: Document | None = None
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    version: Version | None = None
     input: Any = None
     metadata: dict[str, Any] = {}
     debug: bool = False

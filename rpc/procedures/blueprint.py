@@ -11,7 +11,16 @@ from engine.validation import find_problems
 from rpc.context import Context
 from rpc.procedures import execution
 from rpc.procedures._starting import start_execution
-from rpc.procedures._wire import BlueprintId, Document, ExecuteRequest, Input, Limit, Offset, Output
+from rpc.procedures._wire import (
+    BlueprintId,
+    Document,
+    ExecuteRequest,
+    Input,
+    Limit,
+    Offset,
+    Output,
+    Version,
+)
 from rpc.router import Procedure, Scope, mutation, query
 from store.blueprints import BlueprintMeta
 from store.errors import BlueprintNotFound
@@ -36,7 +45,7 @@ class UpdateInput(Input, frozen=True, kw_only=True):
 
 class GetInput(Input, frozen=True, kw_only=True):
     blueprint_id: BlueprintId
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    version: Version | None = None
 
 
 class ListInput(Input, frozen=True, kw_only=True):
