@@ -45,7 +45,12 @@ class WebhookPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 def refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
     """Why a webhook may not go to `url`, or None if it may."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port that is not a number below 65536)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        return f"webhook url {url!r} is not a valid URL ({exc})"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"webhook url {url!r} must be http:// or https:// with a host"
     if parts.hostname.lower() not in {host.lower() for host in allowed_hosts}:

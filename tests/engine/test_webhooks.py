@@ -319,6 +319,25 @@ def test_only_http_urls_to_allowed_hosts_may_be_targets(url, allowed):
     assert (why_not is None) == allowed, why_not
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://[",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1:x/",
+        "http://127.0.0.1:1/\n",
+    ],
+)
+def test_a_url_that_cannot_be_sent_to_is_refused_with_a_reason(url):
+    """Found by tests/rpc/test_fuzz_procedures.py: "http://[::1" raised ValueError out of
+    refusal (a 500 for blueprint.execute), and "http://127.0.0.1:1/\n" or port 99999 passed
+    it, then raised out of every delivery attempt (a task exception logged, the delivery due
+    again at every poll, for ever)."""
+    why_not = refusal(url, LOOPBACK)
+    assert why_not is not None and "not a valid URL" in why_not
+
+
 def test_the_signature_is_the_hmac_sha256_of_the_body():
     body = b'{"event":"completed"}'
     assert signature(SECRET, body) == signed(body)
