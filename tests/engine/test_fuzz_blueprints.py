@@ -11,6 +11,8 @@ and what the log holds adds up (`assert_consistent`).
 Nothing here reaches the network: `http` nodes point at port 1 of the loopback (refused at
 once) with tiny timeouts, and the engine's client refuses any other host. `python` nodes may
 only name `echo`, a harmless function registered here.
+
+A longer hunt: `FUZZ_SCALE=20 pytest --timeout=0 tests/engine/test_fuzz_blueprints.py`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ every test /healthz and `system.health` (database ok) answer and the server logg
 The seeded state (blueprints, executions completed, paused on input, on a pause node and at a
 breakpoint, failed, and batches) is put back before each test, so `batch.clearAll`,
 `execution.stopAll` and `blueprint.delete` may be fuzzed like the rest.
+
+A longer hunt: `FUZZ_SCALE=10 pytest --timeout=0 tests/rpc/test_fuzz_procedures.py`.
 """
 
 from __future__ import annotations
