@@ -101,7 +101,9 @@ def create_app(settings: Settings, router: RouterTree | None = None) -> Starlett
                 raise StartupRefused(why_not)
             if settings.load_blueprints:
                 with store.owners.one_at_a_time("import-blueprints"):
-                    count = await import_folder(settings.blueprints_dir, store, engine)
+                    count = await import_folder(
+                        settings.blueprints_dir, store, engine, settings.max_depth
+                    )
                 log.info("blueprints from %s: %d added or updated", settings.blueprints_dir, count)
             resumed = await engine.resume(store.resume_source)
             if resumed:

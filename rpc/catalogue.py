@@ -5,24 +5,25 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import msgspec
-
 from engine.engine import Engine
 from engine.errors import BlueprintInvalid
+from rpc.errors import RPCError
+from rpc.files import read_blueprint
 from store import Store
 
 log = logging.getLogger("blueprint")
 
 
-async def import_folder(folder: str, store: Store, engine: Engine) -> int:
+async def import_folder(folder: str, store: Store, engine: Engine, max_depth: int = 64) -> int:
     """Create each `*.json` blueprint whose name is new; save a new version of one whose
-    document changed. Returns how many were created or updated. Bad files are logged, skipped."""
+    document changed. Returns how many were created or updated. Bad files are logged, skipped:
+    read with the same checks as batch file sources, so none can stop the server starting."""
     changed = 0
     for path in sorted(Path(folder).glob("*.json")):
         try:
-            document = msgspec.json.decode(path.read_bytes())
+            _, document = read_blueprint(folder, path.name, max_depth)
             engine.validate(document)
-        except (OSError, msgspec.DecodeError, BlueprintInvalid) as exc:
+        except (RPCError, BlueprintInvalid) as exc:
             log.warning("skipping blueprint file %s: %s", path, exc)
             continue
         existing = await store.blueprints.find_by_name(document["name"])
