@@ -18,7 +18,6 @@ A longer hunt: `FUZZ_SCALE=20 pytest --timeout=0 tests/engine/test_fuzz_blueprin
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import os
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from engine.nodes import register_builtins
 from engine.plan import Plan
 from engine.registry import NodeRegistry
 from engine.validation import find_problems
+from tests._logs import ErrorRecords, error_records
 from tests.engine.conftest import Durable, ListSink, assert_consistent, logged
 
 pytestmark = pytest.mark.slow
@@ -683,26 +683,10 @@ def test_the_node_limit_is_one_problem_on_nodes(registry: NodeRegistry, document
 # Runs
 
 
-class ErrorRecords(logging.Handler):
-    """What the engine (and asyncio, for exceptions nobody retrieved) logs at ERROR."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def engine_errors() -> Iterator[ErrorRecords]:
-    handler = ErrorRecords()
-    loggers = [logging.getLogger(name) for name in ("blueprint", "asyncio")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
+    with error_records("blueprint", "asyncio") as handler:
+        yield handler
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):

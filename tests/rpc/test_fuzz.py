@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from rpc.codec import Transformer
 from rpc.settings import Settings
 from tests import sample_router
+from tests._logs import ErrorRecords, error_records
 from tests.servers import running_server
 
 pytestmark = pytest.mark.slow
@@ -211,26 +212,10 @@ def sj(sample_server: str) -> Server:
     return Server(sample_server, "superjson", override=False)
 
 
-class ErrorRecords(logging.Handler):
-    """Collects what the servers (threads of this process) log at ERROR or above."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(scope="module")
 def server_errors() -> Iterator[ErrorRecords]:
-    handler = ErrorRecords()
-    loggers = [logging.getLogger(name) for name in ("uvicorn", "blueprint")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
+    with error_records("uvicorn", "blueprint") as handler:
+        yield handler
 
 
 def expected_error_log(record: logging.LogRecord) -> bool:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import os
 import re
 import time
@@ -44,6 +43,7 @@ from hypothesis import strategies as st
 from rpc.procedures import root_router
 from rpc.router import Kind, Procedure, flatten
 from rpc.settings import Settings
+from tests._logs import ErrorRecords, error_records
 from tests.engine.test_fuzz_blueprints import dags, mutated, nested
 from tests.servers import running_server
 
@@ -544,26 +544,10 @@ class World:
         return str(started["id"])
 
 
-class ErrorRecords(logging.Handler):
-    """What the server (threads of this process) logs at ERROR or above."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(scope="module")
 def server_errors() -> Iterator[ErrorRecords]:
-    handler = ErrorRecords()
-    loggers = [logging.getLogger(name) for name in ("uvicorn", "blueprint", "asyncio")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
+    with error_records("uvicorn", "blueprint", "asyncio") as handler:
+        yield handler
 
 
 @pytest.fixture(scope="module")
