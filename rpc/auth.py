@@ -67,11 +67,6 @@ class Gate:
         self._rate_limit = rate_limit
         self._buckets = TokenBuckets(rate_limit) if rate_limit is not None else None
 
-    @property
-    def is_open(self) -> bool:
-        self._keys.refresh()
-        return self._open_allowed and not self._keys.has_keys
-
     def identify(
         self,
         headers: Mapping[str, str],
