@@ -238,7 +238,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"blueprint: {exc}", file=sys.stderr)
         return 2
-    has_keys = any(key.revoked_at is None for key in KeyAdmin(settings.db).list())
+    # Revoked keys count, as they do for the server: once keys exist, it never runs open.
+    has_keys = bool(KeyAdmin(settings.db).list())
     why_not = refusal(settings.host, has_keys, settings.db)
     if why_not is not None:
         print(f"blueprint: {why_not}", file=sys.stderr)
