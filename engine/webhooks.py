@@ -82,6 +82,9 @@ class WebhookDeliverer:
         self._policy = policy
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        #: Deliveries whose attempt ended while `due()` was being read: the rows it returns for
+        #: them may predate that attempt's write, so they wait for the next poll.
+        self._ended_during_read: set[int] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -94,17 +97,23 @@ class WebhookDeliverer:
             except TimeoutError:
                 pass
             self._wake.clear()
+            self._ended_during_read = set()
             try:
-                for delivery in await self._deliveries.due(self._owner):
-                    if delivery.id not in self._in_flight:
+                due = await self._deliveries.due(self._owner)
+                stale, self._ended_during_read = self._ended_during_read, None
+                for delivery in due:
+                    if delivery.id not in self._in_flight and delivery.id not in stale:
                         task = asyncio.ensure_future(self._attempt(delivery))
                         self._in_flight[delivery.id] = task
                         task.add_done_callback(functools.partial(self._forget, delivery.id))
             except Exception:
+                self._ended_during_read = None
                 log.exception("looking for due webhooks failed; trying again")
 
     def _forget(self, delivery_id: int, _: object) -> None:
         self._in_flight.pop(delivery_id, None)
+        if self._ended_during_read is not None:
+            self._ended_during_read.add(delivery_id)
 
     async def close(self) -> None:
         for task in list(self._in_flight.values()):

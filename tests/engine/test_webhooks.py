@@ -14,13 +14,16 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import httpx
 import msgspec
 import pytest
 
+from engine.clock import now_ms
 from engine.control import Continue
 from engine.model import Webhook
+from engine.ports import Delivery
 from engine.records import Execution
-from engine.webhooks import LOOPBACK, WebhookPolicy, refusal, signature
+from engine.webhooks import LOOPBACK, WebhookDeliverer, WebhookPolicy, refusal, signature
 from tests.engine.conftest import blueprint, logged, poll, start, wait_logged
 from tests.store._events import read
 
@@ -349,3 +352,62 @@ def test_backoff_doubles_from_the_first_delay_up_to_the_cap_with_jitter():
     for attempt, base in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (9, 1000)]:
         delays = {policy.delay_ms(attempt) for _ in range(50)}
         assert all(0.75 * base <= d <= 1.25 * base for d in delays), (attempt, delays)
+
+
+class LaggingLog:
+    """A DeliveryLog whose `due()` answers with the rows as they were when it was called, some
+    time later: a reader that lags the writer, as the real one can under load."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.status = "pending"
+        self.next_at = 0
+
+    async def due(self, owner: str | None = None, limit: int = 100) -> list[Delivery]:
+        snapshot = [self.delivery] if self.status == "pending" and self.next_at <= now_ms() else []
+        await asyncio.sleep(0.05)
+        return snapshot
+
+    async def attempted(
+        self, delivery_id: int, attempts: int, status: str, error: str | None, next_at: int
+    ) -> None:
+        await asyncio.sleep(0.01)  # the write takes a while, so a poll reads in between
+        self.delivery = msgspec.structs.replace(self.delivery, attempts=attempts)
+        self.status, self.next_at = status, next_at
+
+    async def append_log(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+async def test_a_stale_row_read_while_an_attempt_ends_does_not_start_another(receiver):
+    receiver.default = 503
+    log = LaggingLog(
+        Delivery(
+            id=1,
+            execution_id="e",
+            event="completed",
+            url=receiver.url,
+            secret=None,
+            body=b"{}",
+            attempts=0,
+        )
+    )
+
+    async def note(*args: object) -> None:
+        pass
+
+    async with httpx.AsyncClient() as client:
+        policy = WebhookPolicy(attempts=3, first_delay_ms=1, max_delay_ms=1, poll_ms=1)
+        deliverer = WebhookDeliverer(log, lambda: client, note, policy)
+        task = asyncio.ensure_future(deliverer.run_forever())
+        try:
+
+            async def given_up() -> bool:
+                return log.status == "failed"
+
+            await poll("the delivery to be given up", given_up, timeout=10)
+            await asyncio.sleep(0.3)  # a duplicate attempt would have come by now
+        finally:
+            task.cancel()
+            await deliverer.close()
+    assert (log.delivery.attempts, len(receiver.requests)) == (3, 3)
