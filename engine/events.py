@@ -40,6 +40,10 @@ class StepUpdated(Event, frozen=True, tag="step.updated"):
     leaf: bool = False  #: no node depends on it, so its output is one of the final outputs
     artifacts: tuple[dict[str, Any], ...] | msgspec.UnsetType = msgspec.UNSET
     metrics: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
+    #: Top-level keys of a dict `output` whose values are, unchanged, the output of the step at
+    #: the given index (a noop passes its dependencies' outputs on): a sink may store those by
+    #: reference, so a chain of n such nodes costs O(n) bytes rather than O(n^2).
+    shared: dict[str, int] | msgspec.UnsetType = msgspec.UNSET
 
 
 class LogAppended(Event, frozen=True, tag="log.appended"):

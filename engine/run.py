@@ -763,10 +763,29 @@ class ExecutionRun:
             for index, extra in self._dirty_steps.items():
                 step = self.steps[index]
                 leaf = nodes[index].is_leaf
+                if type(extra.get("output")) is dict:
+                    shared = self._shared_parts(index, extra["output"])
+                    if shared:
+                        extra["shared"] = shared
                 emit(StepUpdated(execution_id=self.id, index=index, step=step, leaf=leaf, **extra))
             self._dirty_steps = {}
         if self._dirty:
             self._emit_execution()
+
+    def _shared_parts(self, index: int, output: dict[str, Any]) -> dict[str, int]:
+        """The entries of `output` that are a dependency's output object itself (not a copy):
+        checked at flush time, when every output a retry reuses is in the context."""
+        nodes, context = self.plan.nodes, self.context["nodes"]
+        outputs_of: dict[int, int] = {}
+        for dep in nodes[index].dependencies:
+            entry = context.get(nodes[dep].node.id)
+            if entry is not None and type(entry["output"]) in (dict, list) and entry["output"]:
+                outputs_of[id(entry["output"])] = dep
+        if not outputs_of or not all(type(key) is str for key in output):
+            return {}
+        return {
+            key: outputs_of[id(value)] for key, value in output.items() if id(value) in outputs_of
+        }
 
     def _resolved(self, planned: PlannedNode) -> Any:
         """The config with its templates filled in, as the attempt sees it (for trace logs)."""

@@ -19,8 +19,8 @@ INSERT_STEP = (
 UPDATE_STEP = "UPDATE steps SET status = ?, record = ? WHERE execution_id = ? AND idx = ?"
 UPSERT_OUTPUT = """
 INSERT OR REPLACE INTO step_outputs
-    (execution_id, idx, node_id, is_leaf, output, artifacts, metrics)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+    (execution_id, idx, node_id, is_leaf, output, artifacts, metrics, links)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_LOG = (
     "INSERT INTO logs (execution_id, seq, gid, level, node_id, entry) VALUES (?, ?, ?, ?, ?, ?)"
@@ -50,12 +50,15 @@ EXECUTION_RECORD = "SELECT record FROM executions WHERE id = ?"
 STEP_RECORDS = "SELECT record FROM steps WHERE execution_id = ? ORDER BY idx"
 NEWEST_LOGS = "SELECT seq, entry FROM logs WHERE execution_id = ? ORDER BY seq DESC LIMIT ?"
 FINAL_OUTPUTS = """
-SELECT node_id, output, artifacts FROM step_outputs WHERE execution_id = ? AND is_leaf = 1
-ORDER BY idx
+SELECT node_id, output, artifacts, idx, links FROM step_outputs
+WHERE execution_id = ? AND is_leaf = 1 ORDER BY idx
 """
 ALL_OUTPUTS = """
-SELECT node_id, output, artifacts, metrics FROM step_outputs WHERE execution_id = ? ORDER BY idx
+SELECT node_id, output, artifacts, metrics, idx, links FROM step_outputs
+WHERE execution_id = ? ORDER BY idx
 """
+#: Every output row of an execution, as `store.outputs.StoredOutputs` takes them.
+OUTPUT_ROWS = "SELECT idx, output, links FROM step_outputs WHERE execution_id = ?"
 EXECUTION_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
 
 LOGS_AFTER = """
@@ -70,7 +73,6 @@ WHERE status IN ('queued', 'running', 'paused') AND (?1 IS NULL OR owner = ?1)
 ORDER BY created_at, rowid
 """
 STEPS_OF = "SELECT idx, record FROM steps WHERE execution_id = ? ORDER BY idx"
-OUTPUTS_OF = "SELECT idx, output FROM step_outputs WHERE execution_id = ?"
 LAST_SEQ = "SELECT max(seq) FROM logs WHERE execution_id = ?"
 ACTIVE_RECORDS = """
 SELECT record FROM executions WHERE status IN ('queued', 'running', 'paused')

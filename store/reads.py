@@ -19,6 +19,7 @@ from engine.model import Blueprint, RunOptions
 from engine.records import ACTIVE_EXECUTION_STATUSES, Execution, LogLevel, Step
 from store import queries
 from store._thread import read_on_thread
+from store.outputs import StoredOutputs
 from store.status_cache import StatusCache
 
 _FINAL = {"completed", "failed", "cancelled"}
@@ -158,20 +159,21 @@ def _retry_source(conn: sqlite3.Connection, execution_id: str) -> RetrySource | 
     ).fetchone()
     if row is None:
         return None
-    outputs = conn.execute(
-        "SELECT s.node_id, o.output, o.artifacts FROM steps s"
+    succeeded = conn.execute(
+        "SELECT s.node_id, s.idx, o.artifacts FROM steps s"
         " JOIN step_outputs o ON o.execution_id = s.execution_id AND o.idx = s.idx"
         " WHERE s.execution_id = ? AND s.status = 'succeeded'",
         (execution_id,),
     ).fetchall()
+    stored = StoredOutputs(conn.execute(queries.OUTPUT_ROWS, (execution_id,)))
     return RetrySource(
         execution=_decode_execution(row[0]),
         blueprint=_decode_blueprint(row[1]),
         input=_decode_any(row[2]),
         options=_decode_options(row[3]),
         succeeded={
-            node_id: (_decode_any(output), tuple(_decode_any(artifacts)))
-            for node_id, output, artifacts in outputs
+            node_id: (stored.decoded(index), tuple(_decode_any(artifacts)))
+            for node_id, index, artifacts in succeeded
         },
     )
 
@@ -248,6 +250,11 @@ def read_status(
     )
     total_logs = logs[0][0] if logs else _last_seq(conn, execution_id)
     finals = conn.execute(queries.FINAL_OUTPUTS, (execution_id,)).fetchall()
+    if any(links is not None for *_, links in finals):
+        stored = StoredOutputs(conn.execute(queries.OUTPUT_ROWS, (execution_id,)))
+        finals = [
+            (node_id, stored.raw(index), artifacts) for node_id, _, artifacts, index, _ in finals
+        ]
     parts = [
         record[:-1],
         b',"steps":[',
@@ -259,7 +266,7 @@ def read_status(
         b',"finalOutputs":[',
         b",".join(
             b'{"nodeId":"%s","output":%s,"artifacts":%s}' % (node_id.encode(), output, artifacts)
-            for node_id, output, artifacts in finals
+            for node_id, output, artifacts, *_ in finals
         ),
         b"]",
     ]
@@ -284,11 +291,14 @@ def _included(
     rows = conn.execute(queries.ALL_OUTPUTS, (execution_id,)).fetchall()
     extra: dict[str, Any] = {}
     if "outputs" in include:
-        extra["outputs"] = {node_id: msgspec.Raw(output) for node_id, output, _, _ in rows}
+        stored = StoredOutputs((index, output, links) for _, output, _, _, index, links in rows)
+        extra["outputs"] = {
+            node_id: msgspec.Raw(stored.raw(index)) for node_id, _, _, _, index, _ in rows
+        }
     if "artifacts" in include:
         extra["artifacts"] = [
             {"nodeId": node_id, **artifact}
-            for node_id, _, artifacts, _ in rows
+            for node_id, _, artifacts, *_ in rows
             for artifact in _decode_any(artifacts)
         ]
     if "metrics" in include:
@@ -301,7 +311,9 @@ def _included(
                 for s in step_records
             },
             "reported": {
-                node_id: msgspec.Raw(metrics) for node_id, _, _, metrics in rows if metrics != b"{}"
+                node_id: msgspec.Raw(metrics)
+                for node_id, _, _, metrics, *_ in rows
+                if metrics != b"{}"
             },
         }
     encoded = _encode(extra)

@@ -12,6 +12,7 @@ from engine.ports import UnfinishedExecution
 from engine.records import Execution, Step
 from store import queries
 from store._thread import read_on_thread
+from store.outputs import StoredOutputs
 
 _execution = msgspec.json.Decoder(Execution)
 _step = msgspec.json.Decoder(Step)
@@ -36,10 +37,8 @@ def load_unfinished(
         queries.UNFINISHED_EXECUTIONS, (owner,)
     ).fetchall():
         steps = [_step.decode(row[1]) for row in conn.execute(queries.STEPS_OF, (execution_id,))]
-        outputs = {
-            idx: _any.decode(output)
-            for idx, output in conn.execute(queries.OUTPUTS_OF, (execution_id,))
-        }
+        stored = StoredOutputs(conn.execute(queries.OUTPUT_ROWS, (execution_id,)).fetchall())
+        outputs = {index: stored.decoded(index) for index in stored}
         last_seq = conn.execute(queries.LAST_SEQ, (execution_id,)).fetchone()[0] or 0
         found.append(
             UnfinishedExecution(

@@ -34,6 +34,7 @@ from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import run_on_thread
 from store.errors import StoreUnavailable
+from store.outputs import OutputSizes, encode_output
 
 log = logging.getLogger("blueprint.store")
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class EventWriter:
         self._closing = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._sizes = OutputSizes()
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -119,11 +121,11 @@ class EventWriter:
             events, self._events = self._events, []
             writes, self._writes = self._writes, []
             try:
-                touched = await run_on_thread(self._db, write_group, events, writes)
+                touched = await run_on_thread(self._db, write_group, events, writes, self._sizes)
             except sqlite3.IntegrityError as exc:
                 # One event breaks a constraint: no retry can pass, so write the rest alone.
                 log.error("an event breaks a constraint of the execution log: %s", exc)
-                touched = await run_on_thread(self._db, write_one_by_one, events)
+                touched = await run_on_thread(self._db, write_one_by_one, events, self._sizes)
                 for write in writes:  # their transaction was rolled back; the caller may retry
                     write.error = StoreUnavailable(f"not written, retry: {exc}")
             except Exception as exc:
@@ -170,11 +172,16 @@ class Committed(msgspec.Struct):
     gids: tuple[int, int] | None = None  #: first and last, or None if it wrote no log line
 
 
-def write_group(conn: sqlite3.Connection, events: list[Event], writes: list[_Write]) -> Committed:
+def write_group(
+    conn: sqlite3.Connection,
+    events: list[Event],
+    writes: list[_Write],
+    sizes: OutputSizes | None = None,
+) -> Committed:
     """One transaction on the database thread."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        touched = _apply_events(conn, events)
+        touched = _apply_events(conn, events, sizes or OutputSizes())
         for write in writes:
             _apply_write(conn, write)
         conn.execute("COMMIT")
@@ -184,12 +191,14 @@ def write_group(conn: sqlite3.Connection, events: list[Event], writes: list[_Wri
     return touched
 
 
-def write_one_by_one(conn: sqlite3.Connection, events: list[Event]) -> Committed:
+def write_one_by_one(
+    conn: sqlite3.Connection, events: list[Event], sizes: OutputSizes | None = None
+) -> Committed:
     """Each event in its own transaction; those a constraint refuses are logged and dropped."""
     touched = Committed(set())
     for event in events:
         try:
-            one = write_group(conn, [event], [])
+            one = write_group(conn, [event], [], sizes)
         except sqlite3.IntegrityError as exc:
             log.error("dropped %s for %s: %s", type(event).__name__, event.execution_id, exc)
             continue
@@ -210,7 +219,7 @@ def _apply_write(conn: sqlite3.Connection, write: _Write) -> None:
     conn.execute("RELEASE write")
 
 
-def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
+def _apply_events(conn: sqlite3.Connection, events: list[Event], sizes: OutputSizes) -> Committed:
     created: dict[str, ExecutionCreated] = {}
     executions: dict[str, Execution] = {}
     steps: dict[tuple[str, int], Step] = {}
@@ -244,6 +253,7 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
                 (event.execution_id, event.event, event.url, event.secret, event.body, now_iso())
             )
     batches = {e.batch_id for e in executions.values() if e.batch_id is not None}
+    finished = [e.id for e in executions.values() if e.status.is_final]
     if created:
         _insert_executions(conn, created, executions, steps)
     conn.executemany(
@@ -255,7 +265,9 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
         [(s.status.value, _encode(s), key[0], key[1]) for key, s in steps.items()],
     )
     if outputs:
-        conn.executemany(queries.UPSERT_OUTPUT, [_output_row(event) for event in outputs.values()])
+        conn.executemany(
+            queries.UPSERT_OUTPUT, [_output_row(event, sizes) for event in outputs.values()]
+        )
     gids = None
     if logs:
         base = queries.take_gids(conn, len(logs))
@@ -272,6 +284,8 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event]) -> Committed:
         refresh_batch(conn, batch_id)
     if webhooks:
         conn.executemany(queries.INSERT_WEBHOOK, [(*row, now_ms()) for row in webhooks])
+    for execution_id in finished:
+        sizes.forget(execution_id)
     return Committed({event.execution_id for event in events}, gids)
 
 
@@ -321,15 +335,18 @@ def _insert_executions(
     conn.executemany(queries.INSERT_STEP, step_rows)
 
 
-def _output_row(event: StepUpdated) -> tuple[Any, ...]:
+def _output_row(event: StepUpdated, sizes: OutputSizes) -> tuple[Any, ...]:
     artifacts = event.artifacts if event.artifacts is not msgspec.UNSET else ()
     metrics = event.metrics if event.metrics is not msgspec.UNSET else {}
+    shared = event.shared if event.shared is not msgspec.UNSET else None
+    output, links = encode_output(event.execution_id, event.index, event.output, shared, sizes)
     return (
         event.execution_id,
         event.index,
         event.step.node_id,
         int(event.leaf),
-        _encode(event.output),
+        output,
         _encode(artifacts),
         _encode(metrics),
+        links,
     )
