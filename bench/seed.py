@@ -121,6 +121,9 @@ async def seed(path: Path, n: int) -> dict[str, Any]:
         if pending is not None:
             await pending
         await _flush(store)
+        # As a server that has been up a while has: every finished status stored.
+        async with asyncio.timeout(FLUSH_TIMEOUT_S * 5):
+            await store.writer.idle()
     finally:
         await store.close()
     elapsed = time.perf_counter() - started
@@ -130,6 +133,7 @@ async def seed(path: Path, n: int) -> dict[str, Any]:
             "SELECT count(*) FROM executions WHERE status = 'completed'"
         ).fetchone()[0]
         log_rows = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+        stored = conn.execute("SELECT count(*) FROM finished_statuses").fetchone()[0]
     conn.close()
     if count != n or completed != n:
         raise BenchError(
@@ -139,6 +143,7 @@ async def seed(path: Path, n: int) -> dict[str, Any]:
         "executions": n,
         "events_per_execution": len(cloners),
         "log_rows": log_rows,
+        "stored_statuses": stored,
         "seconds": elapsed,
         "file_bytes": path.stat().st_size,
         "ids": ids,
@@ -151,6 +156,7 @@ def seed_file(directory: Path, n: int) -> tuple[Path, dict[str, Any]]:
     info = asyncio.run(seed(path, n))
     say(
         f"  seeded {n:,} executions ({info['log_rows']:,} log rows, "
+        f"{info['stored_statuses']:,} stored statuses, "
         f"{info['file_bytes'] / 2**20:,.0f} MiB) in {info['seconds']:.1f} s"
     )
     return path, info

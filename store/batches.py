@@ -191,7 +191,15 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
         )
         if batch_id not in kept_batches
     ]
-    tables = ("steps", "step_outputs", "logs", "controls", "webhook_deliveries", "idempotency_keys")
+    tables = (
+        "steps",
+        "step_outputs",
+        "logs",
+        "controls",
+        "webhook_deliveries",
+        "idempotency_keys",
+        "finished_statuses",
+    )
     for table in tables:
         conn.executemany(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])
     conn.executemany("DELETE FROM executions WHERE id = ?", [(i,) for i in ids])

@@ -59,6 +59,7 @@ WHERE execution_id = ? ORDER BY idx
 """
 #: Every output row of an execution, as `store.outputs.StoredOutputs` takes them.
 OUTPUT_ROWS = "SELECT idx, output, links FROM step_outputs WHERE execution_id = ?"
+FINISHED_STATUS = "SELECT body FROM finished_statuses WHERE execution_id = ?"
 EXECUTION_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
 
 LOGS_AFTER = """

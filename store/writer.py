@@ -10,6 +10,7 @@ what the engine did, and a restart resumes from a consistent state.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 from collections import deque
@@ -34,6 +35,7 @@ from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import run_on_thread
 from store.errors import StoreUnavailable
+from store.finished import refresh_finished, store_finished
 from store.outputs import OutputSizes, encode_output
 
 log = logging.getLogger("blueprint.store")
@@ -43,6 +45,8 @@ Work = Callable[..., Any]
 # Used only on the writer's database thread.
 _encode = msgspec.json.Encoder().encode
 _FINAL_STATUSES = frozenset(s.value for s in ExecutionStatus if s.is_final)
+_STORE_AT_ONCE = 64  #: finished statuses stored per transaction, between the engine's groups
+_UNSTORED_LIMIT = 100_000  #: beyond this many waiting, more are read the long way
 
 
 class _Write:
@@ -73,7 +77,19 @@ class EventWriter:
         self._closing = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self._sizes = OutputSizes()
+        self._memory = WriterMemory()
+        #: Finished executions whose status is not stored yet (an ordered set).
+        self._unstored: dict[str, None] = {}
+        self._idle_waiters: list[asyncio.Future[None]] = []
+
+    async def idle(self) -> None:
+        """Everything emitted written, and every finished execution's status stored."""
+        await self.flush()
+        while self._unstored and not self._closed:
+            future = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(future)
+            self._wake.set()
+            await future
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -114,18 +130,22 @@ class EventWriter:
         while True:
             if not self._events and not self._writes:
                 if self._closing:
+                    self._wake_idle_waiters()
                     return
+                if self._unstored:
+                    await self._store_finished()
+                    continue
                 await self._wake.wait()
                 self._wake.clear()
                 continue
             events, self._events = self._events, []
             writes, self._writes = self._writes, []
             try:
-                touched = await run_on_thread(self._db, write_group, events, writes, self._sizes)
+                touched = await run_on_thread(self._db, write_group, events, writes, self._memory)
             except sqlite3.IntegrityError as exc:
                 # One event breaks a constraint: no retry can pass, so write the rest alone.
                 log.error("an event breaks a constraint of the execution log: %s", exc)
-                touched = await run_on_thread(self._db, write_one_by_one, events, self._sizes)
+                touched = await run_on_thread(self._db, write_one_by_one, events, self._memory)
                 for write in writes:  # their transaction was rolled back; the caller may retry
                     write.error = StoreUnavailable(f"not written, retry: {exc}")
             except Exception as exc:
@@ -137,8 +157,29 @@ class EventWriter:
                 continue
             failures = 0
             self._committed += len(events)
+            if len(self._unstored) < _UNSTORED_LIMIT:
+                self._unstored.update(dict.fromkeys(touched.finished))
             self._settle(writes)
             self._on_commit(touched)
+
+    async def _store_finished(self) -> None:
+        """Store some finished statuses while nothing else waits: the engine's events go
+        first, so this costs it nothing; until then a status read takes the long way."""
+        batch = list(itertools.islice(self._unstored, _STORE_AT_ONCE))
+        try:
+            await run_on_thread(self._db, store_finished, batch)
+        except Exception as exc:
+            log.warning("storing finished statuses failed (read the long way): %s", exc)
+        for execution_id in batch:
+            self._unstored.pop(execution_id, None)
+        if not self._unstored:
+            self._wake_idle_waiters()
+
+    def _wake_idle_waiters(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
 
     def _settle(self, writes: list[_Write]) -> None:
         for write in writes:
@@ -165,23 +206,34 @@ class EventWriter:
                 future.set_exception(error)
 
 
+class WriterMemory:
+    """What the writer remembers between groups, on its thread: the output sizes of running
+    executions, and which executions are running (a write to any other one rebuilds its stored
+    finished status)."""
+
+    def __init__(self) -> None:
+        self.sizes = OutputSizes()
+        self.running: set[str] = set()
+
+
 class Committed(msgspec.Struct):
     """What a transaction changed: the executions, and the global log numbers it took."""
 
     executions: set[str]
     gids: tuple[int, int] | None = None  #: first and last, or None if it wrote no log line
+    finished: list[str] = []  #: executions that ended
 
 
 def write_group(
     conn: sqlite3.Connection,
     events: list[Event],
     writes: list[_Write],
-    sizes: OutputSizes | None = None,
+    memory: WriterMemory | None = None,
 ) -> Committed:
     """One transaction on the database thread."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        touched = _apply_events(conn, events, sizes or OutputSizes())
+        touched = _apply_events(conn, events, memory or WriterMemory())
         for write in writes:
             _apply_write(conn, write)
         conn.execute("COMMIT")
@@ -192,17 +244,18 @@ def write_group(
 
 
 def write_one_by_one(
-    conn: sqlite3.Connection, events: list[Event], sizes: OutputSizes | None = None
+    conn: sqlite3.Connection, events: list[Event], memory: WriterMemory | None = None
 ) -> Committed:
     """Each event in its own transaction; those a constraint refuses are logged and dropped."""
     touched = Committed(set())
     for event in events:
         try:
-            one = write_group(conn, [event], [], sizes)
+            one = write_group(conn, [event], [], memory)
         except sqlite3.IntegrityError as exc:
             log.error("dropped %s for %s: %s", type(event).__name__, event.execution_id, exc)
             continue
         touched.executions |= one.executions
+        touched.finished += one.finished
         if one.gids is not None:
             first = one.gids[0] if touched.gids is None else touched.gids[0]
             touched.gids = (first, one.gids[1])
@@ -219,7 +272,7 @@ def _apply_write(conn: sqlite3.Connection, write: _Write) -> None:
     conn.execute("RELEASE write")
 
 
-def _apply_events(conn: sqlite3.Connection, events: list[Event], sizes: OutputSizes) -> Committed:
+def _apply_events(conn: sqlite3.Connection, events: list[Event], memory: WriterMemory) -> Committed:
     created: dict[str, ExecutionCreated] = {}
     executions: dict[str, Execution] = {}
     steps: dict[tuple[str, int], Step] = {}
@@ -254,6 +307,11 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event], sizes: OutputSi
             )
     batches = {e.batch_id for e in executions.values() if e.batch_id is not None}
     finished = [e.id for e in executions.values() if e.status.is_final]
+    ongoing = [e.id for e in executions.values() if not e.status.is_final]
+    touched = {event.execution_id for event in events}
+    # Finished before this group, and written to again (a late log line, say).
+    revisited = touched - memory.running - created.keys() - set(finished)
+    sizes = memory.sizes
     if created:
         _insert_executions(conn, created, executions, steps)
     conn.executemany(
@@ -284,9 +342,13 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event], sizes: OutputSi
         refresh_batch(conn, batch_id)
     if webhooks:
         conn.executemany(queries.INSERT_WEBHOOK, [(*row, now_ms()) for row in webhooks])
+    if revisited:
+        refresh_finished(conn, revisited)
     for execution_id in finished:
         sizes.forget(execution_id)
-    return Committed({event.execution_id for event in events}, gids)
+        memory.running.discard(execution_id)
+    memory.running.update(ongoing)
+    return Committed(touched, gids, finished)
 
 
 def _records_end(data: Any) -> bool:

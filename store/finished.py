@@ -1,0 +1,37 @@
+"""Finished executions' statuses, stored whole (migration 0013), so reading one is a lookup.
+
+The writer stores them when it has nothing else to do, so the engine never waits for one.
+Every later write to a finished execution rebuilds its row in the same transaction, so a row
+is never older than what it describes. Both run on the writer's thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
+
+_STORE = "INSERT OR REPLACE INTO finished_statuses (execution_id, body) VALUES (?, ?)"
+_DROP = "DELETE FROM finished_statuses WHERE execution_id = ?"
+
+
+def refresh_finished(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> None:
+    """Store the status of each of these that has finished; drop the row of any other."""
+    for execution_id in execution_ids:
+        found = read_status(conn, execution_id, SNAPSHOT_LOGS_LIMIT, (), stored=False)
+        if found is not None and found[1]:
+            conn.execute(_STORE, (execution_id, found[0]))
+        else:
+            conn.execute(_DROP, (execution_id,))
+
+
+def store_finished(conn: sqlite3.Connection, execution_ids: list[str]) -> None:
+    """`refresh_finished` in a transaction of its own."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        refresh_finished(conn, execution_ids)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,119 @@
+"""Finished executions' statuses stored whole: written when the execution ends, rebuilt by any
+later write to it, dropped with it, and always the same JSON as the long way gives."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from engine.events import LogAppended
+from engine.records import LogEntry, LogLevel
+from store import Store
+from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
+
+ASKS = {
+    "name": "asks",
+    "nodes": [
+        {"id": "start", "type": "noop"},
+        {"id": "ask", "type": "input", "dependsOn": ["start"], "config": {"prompt": "Go?"}},
+    ],
+}
+TWO = {"name": "two", "nodes": [{"id": "a", "type": "noop"}, {"id": "b", "type": "report"}]}
+
+
+async def stored_body(store: Store, execution_id: str) -> bytes | None:
+    """The stored row, once the writer has had a moment to store it."""
+    await store.writer.idle()
+    with sqlite3.connect(store.path) as conn:
+        row = conn.execute(
+            "SELECT body FROM finished_statuses WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+    conn.close()
+    return None if row is None else row[0]
+
+
+async def the_long_way(store: Store, execution_id: str) -> bytes | None:
+    """The status as four queries assemble it, on a connection of the test's own."""
+    with sqlite3.connect(store.path) as conn:
+        found = read_status(conn, execution_id, SNAPSHOT_LOGS_LIMIT, (), stored=False)
+    conn.close()
+    return None if found is None else found[0]
+
+
+async def test_a_finished_execution_has_its_status_stored_as_the_long_way_reads_it(
+    store, run_blueprint
+):
+    execution_id = await run_blueprint(TWO, input={"k": 1})
+    body = await stored_body(store, execution_id)
+    assert body is not None and json.loads(body)["status"] == "completed"
+    assert body == await the_long_way(store, execution_id)
+    assert await store.executions.status(execution_id, SNAPSHOT_LOGS_LIMIT) == body
+
+
+async def test_an_execution_still_going_has_none_until_it_ends(store, engine, run_blueprint):
+    execution_id = await run_blueprint(ASKS)
+    assert await stored_body(store, execution_id) is None
+    assert json.loads(await store.executions.status(execution_id, 100))["status"] == "paused"
+
+
+async def test_a_late_log_line_rebuilds_the_stored_status(store, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    before = json.loads(await stored_body(store, execution_id))
+
+    await store.deliveries.append_log(execution_id, LogLevel.INFO, "Webhook delivered")
+    after = json.loads(await stored_body(store, execution_id))
+    assert after["logs"][-1]["message"] == "Webhook delivered"
+    assert len(after["logs"]) == len(before["logs"]) + 1
+    body = await store.executions.status(execution_id, SNAPSHOT_LOGS_LIMIT)
+    assert body == await stored_body(store, execution_id) == await the_long_way(store, execution_id)
+
+
+async def test_a_late_event_from_the_engine_rebuilds_it_too(store, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    last = json.loads(await stored_body(store, execution_id))["logs"][-1]["seq"]
+    entry = LogEntry(
+        seq=last + 1, timestamp="2024-12-01T10:00:00.000Z", level=LogLevel.WARN,
+        node_id=None, message="noted after the end",
+    )  # fmt: skip
+    store.writer.emit(LogAppended(execution_id=execution_id, entry=entry))
+    await store.writer.flush()
+    assert json.loads(await stored_body(store, execution_id))["logs"][-1]["message"] == (
+        "noted after the end"
+    )
+    assert await stored_body(store, execution_id) == await the_long_way(store, execution_id)
+
+
+async def test_other_variants_read_the_long_way(store, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    short = json.loads(await store.executions.status(execution_id, 2))
+    assert len(short["logs"]) == 2 and short["logsTruncated"] is True
+    full = json.loads(await store.executions.status(execution_id, 100, ["metrics"]))
+    assert full["metrics"]["reported"] == {"b": {"rows": 3}}
+
+
+async def test_without_a_stored_row_the_status_is_read_the_long_way(store, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    expected = await stored_body(store, execution_id)
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("DELETE FROM finished_statuses")
+    conn.close()
+    store.cache.clear()
+    assert await store.executions.status(execution_id, SNAPSHOT_LOGS_LIMIT) == expected
+
+
+async def test_clearing_finished_history_drops_the_stored_rows(store, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    assert await stored_body(store, execution_id) is not None
+    cleared = await store.batches.clear_finished()
+    assert cleared.executions == 1
+    assert await stored_body(store, execution_id) is None
+    assert await store.executions.status(execution_id, SNAPSHOT_LOGS_LIMIT) is None
+
+
+async def test_a_stored_status_is_had_without_waiting_for_the_reader(store, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    body = await stored_body(store, execution_id)
+    store.cache.clear()
+    assert store.executions.cached_status(execution_id, SNAPSHOT_LOGS_LIMIT) == body
+    assert store.executions.cached_status(execution_id, 5) is None  # not stored: the long way
+    assert store.executions.cached_status("exec_1_xxxxx", SNAPSHOT_LOGS_LIMIT) is None
