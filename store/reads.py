@@ -7,6 +7,7 @@ bytes; nothing is decoded on the way out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -45,19 +46,41 @@ class StoredStatuses:
     """Finished executions' stored statuses (store.finished), read on the event loop's own
     thread: one indexed lookup on memory-mapped pages costs a few microseconds, less than the
     round trip to the reader's thread it saves, and lets a request be answered without a task.
-    Any trouble (a file being recovered, say) just sends the read the long way."""
 
-    def __init__(self, path: str) -> None:
+    Reads share one read transaction, so most cost no system call (each new one takes file
+    locks). It ends at every commit this server makes, whenever the follower sees rows of
+    another server's, and after `max_age` at most; until then a row rebuilt meanwhile could be
+    missed, which those ends rule out for this server and bound for others, as for the memory
+    cache. A row not yet stored just sends the read the long way, as does any trouble (a file
+    being recovered, say)."""
+
+    def __init__(self, path: str, max_age: float = 1.0) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         for pragma in ("PRAGMA query_only = 1", "PRAGMA busy_timeout = 0", MMAP_PRAGMA):
             self._conn.execute(pragma)
+        self._max_age = max_age
+        self._began = 0.0  #: when the read transaction began; 0 when there is none
 
     def get(self, execution_id: str) -> bytes | None:
+        conn = self._conn
         try:
-            row = self._conn.execute(queries.FINISHED_STATUS, (execution_id,)).fetchone()
+            if self._began and time.monotonic() - self._began > self._max_age:
+                self.refresh()
+            if not self._began:
+                conn.execute("BEGIN")
+                self._began = time.monotonic()
+            row = conn.execute(queries.FINISHED_STATUS, (execution_id,)).fetchone()
         except sqlite3.Error:
+            self.refresh()
             return None
         return None if row is None else row[0]  # type: ignore[no-any-return]
+
+    def refresh(self) -> None:
+        """The next read sees everything committed by then."""
+        if self._began:
+            self._began = 0.0
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("COMMIT")
 
     def close(self) -> None:
         self._conn.close()

@@ -172,6 +172,7 @@ class EventWriter:
             log.warning("storing finished statuses failed (read the long way): %s", exc)
         for execution_id in batch:
             self._unstored.pop(execution_id, None)
+        self._on_commit(Committed(set()))  # readers may now find those rows
         if not self._unstored:
             self._wake_idle_waiters()
 

@@ -3,6 +3,7 @@ later write to it, dropped with it, and always the same JSON as the long way giv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 
@@ -117,3 +118,35 @@ async def test_a_stored_status_is_had_without_waiting_for_the_reader(store, run_
     assert store.executions.cached_status(execution_id, SNAPSHOT_LOGS_LIMIT) == body
     assert store.executions.cached_status(execution_id, 5) is None  # not stored: the long way
     assert store.executions.cached_status("exec_1_xxxxx", SNAPSHOT_LOGS_LIMIT) is None
+
+
+async def test_a_row_rebuilt_after_a_read_is_what_the_next_read_gets(store, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    await stored_body(store, execution_id)
+    store.cache.clear()
+    first = store.executions.cached_status(execution_id, SNAPSHOT_LOGS_LIMIT)
+    assert first is not None  # read inside the stored rows' read transaction
+
+    await store.deliveries.append_log(execution_id, LogLevel.INFO, "Webhook delivered")
+    store.cache.clear()
+    again = store.executions.cached_status(execution_id, SNAPSHOT_LOGS_LIMIT)
+    assert again is not None and b"Webhook delivered" in again and b"Webhook" not in first
+
+
+async def test_another_server_s_rebuilt_row_is_seen_within_a_poll(store, path, run_blueprint):
+    execution_id = await run_blueprint(TWO)
+    await stored_body(store, execution_id)
+    assert store.executions.cached_status(execution_id, SNAPSHOT_LOGS_LIMIT) is not None
+
+    other = await Store.open(path)
+    try:
+        await other.deliveries.append_log(execution_id, LogLevel.INFO, "noted elsewhere")
+    finally:
+        await other.close()
+    for _ in range(200):
+        body = store.executions.cached_status(execution_id, SNAPSHOT_LOGS_LIMIT)
+        if body is not None and b"noted elsewhere" in body:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the other server's line never reached this one's stored status")
