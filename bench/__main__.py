@@ -2,7 +2,8 @@
 
 engine  durable steps/s of the in-process engine on a real Store (chain, fan-out, concurrent)
 http    execution.getExecutionStatus through `blueprint serve`, with wrk, against N seeded
-        executions, pinned and unpinned, beside a Starlette + aiosqlite baseline
+        executions, pinned and unpinned, beside a Starlette + aiosqlite baseline and the
+        ceiling of a server that does no work
 
 Each measurement runs `--runs` times (3); the table shows the median and the spread. Raw
 numbers go to bench/results/<name>-<UTC timestamp>.json.
@@ -156,6 +157,10 @@ def render_table(results: dict[str, Any]) -> str:
             f"http: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']:g}s, random id "
             f"per request; pinned = server on CPU {s['server_cpu']}, wrk on CPU {s['wrk_cpu']}; "
             "cache on = the default 64 MiB cache of finished statuses"
+        )
+        out.append(
+            "http ceiling: a bare uvloop protocol answering one fixed status, reading nothing: "
+            "the most one Python process serves on this machine"
         )
         if http["variant_b"] != "run":
             out.append(f"http variant B (status cache off): {http['variant_b']}")

@@ -1,7 +1,9 @@
 """Baseline: the status endpoint as a competent developer would write it quickly.
 
 Starlette + aiosqlite, one connection, plain queries; the stored JSON blobs are decoded and the
-answer re-encoded (msgspec). No caching, no byte splicing, no custom HTTP protocol.
+answer re-encoded (msgspec). No caching, no byte splicing, no custom HTTP protocol. The seeded
+outputs are small enough that the store keeps them inline (store/outputs.py), so reading
+step_outputs directly gives them whole.
     BENCH_BASELINE_DB=file.db uvicorn bench.baseline_starlette:app --http httptools --loop uvloop
 """
 

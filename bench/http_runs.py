@@ -7,7 +7,8 @@ the server's log for ERROR lines after each run.
 
 Variants: (A) `blueprint serve` with default settings (finished statuses cached, 64 MiB);
 (B) the same with the cache off (`--status-cache-bytes 0`), run only when `serve` has the
-flag; and the baseline, bench/baseline_starlette.py under uvicorn (httptools, uvloop).
+flag; the baseline, bench/baseline_starlette.py under uvicorn (httptools, uvloop); and the
+ceiling, bench/ceiling_server.py, which answers a fixed status doing no work at all.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class Variant:
 
     def command(self, port: int, db: Path) -> tuple[list[str], dict[str, str]]:
         host = ["--host", "127.0.0.1", "--port", str(port)]
+        if self.key == "ceiling":
+            return [sys.executable, "-m", "bench.ceiling_server", str(port)], {
+                "BENCH_CEILING_DB": str(db)
+            }
         if self.key == "baseline":
             return [
                 sys.executable,
@@ -73,6 +78,7 @@ class Variant:
 VARIANT_A = Variant("A", "A: blueprint, cache on")
 VARIANT_B = Variant("B", "B: blueprint, cache off")
 BASELINE = Variant("baseline", "baseline: Starlette + aiosqlite")
+CEILING = Variant("ceiling", "ceiling: fixed answer, no work")
 
 
 def status_path(execution_id: str) -> str:
@@ -299,10 +305,13 @@ def run_config(
     server = Server(variant, db, pinned, log_path, key)
     try:
         server.start()
-        # The same execution must read as the same JSON from every server.
+        # The same execution must read as the same JSON from every server (but the ceiling,
+        # whose one answer is some execution's).
         probe = ids[len(ids) // 2]
         status, size = server.status(probe)
-        if probe not in reference:
+        if variant is CEILING:
+            pass
+        elif probe not in reference:
             reference[probe] = status
         elif status != reference[probe]:
             raise BenchError(f"{label}: the status of {probe} differs from the other servers'")
@@ -344,7 +353,7 @@ def run_http(quick: bool, runs: int, duration: float) -> dict[str, Any]:
     sizes = [1_000, 10_000] if quick else [1_000, 100_000]
     pin_modes = [True, False] if can_pin() else [False]
     cache_flag = has_cache_flag()
-    variants = [VARIANT_A, *([VARIANT_B] if cache_flag else []), BASELINE]
+    variants = [VARIANT_A, *([VARIANT_B] if cache_flag else []), BASELINE, CEILING]
     settings = {
         "threads": THREADS,
         "connections": CONNECTIONS,
