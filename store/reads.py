@@ -42,6 +42,7 @@ _SNAPSHOT_VARIANT: tuple[int, tuple[str, ...]] = (SNAPSHOT_LOGS_LIMIT, ())
 #: caps this at its build's limit (2 GiB in Debian's); pages past it are read() as before.
 MMAP_PRAGMA = "PRAGMA mmap_size = 2147418112"
 _CACHE_PRAGMA = "PRAGMA cache_size = -65536"  #: 64 MiB, for pages past the mapped part
+_READ_ONCE_LIMIT = 65_536
 
 
 class StoredStatuses:
@@ -97,6 +98,8 @@ class ExecutionReads:
         self._cache = cache
         self._stored = stored
         self._batch = _StatusBatch(db)
+        #: Executions whose stored status was read once and not kept in memory (yet).
+        self._read_once: dict[str, None] = {}
 
     def cached_status(
         self, execution_id: str, logs_limit: int, include: Iterable[str] = ()
@@ -108,9 +111,21 @@ class ExecutionReads:
         if body is None and self._stored is not None and variant == _SNAPSHOT_VARIANT:
             started = time.monotonic()
             body = self._stored.get(execution_id)
-            if body is not None:
+            if body is not None and self._read_again(execution_id):
                 self._cache.put(execution_id, variant, body, started)
         return body
+
+    def _read_again(self, execution_id: str) -> bool:
+        """Whether this stored status was read before: only those take room in memory. A poll
+        repeats within moments; reads spread over many executions would only churn the cache
+        (at N=100,000 they made it slower than none), and each costs one lookup anyway."""
+        if execution_id in self._read_once:
+            del self._read_once[execution_id]
+            return True
+        if len(self._read_once) >= _READ_ONCE_LIMIT:
+            self._read_once.clear()
+        self._read_once[execution_id] = None
+        return False
 
     async def status(
         self, execution_id: str, logs_limit: int, include: Iterable[str] = ()

@@ -150,3 +150,15 @@ async def test_another_server_s_rebuilt_row_is_seen_within_a_poll(store, path, r
         await asyncio.sleep(0.01)
     else:
         raise AssertionError("the other server's line never reached this one's stored status")
+
+
+async def test_a_stored_status_takes_room_in_memory_from_its_second_read(store, run_blueprint):
+    first, second = await run_blueprint(TWO), await run_blueprint(TWO)
+    await store.writer.idle()
+    store.cache.clear()
+    assert store.executions.cached_status(first, SNAPSHOT_LOGS_LIMIT) is not None
+    assert store.executions.cached_status(second, SNAPSHOT_LOGS_LIMIT) is not None
+    assert len(store.cache) == 0  # read once each: many executions read once would churn it
+    body = store.executions.cached_status(first, SNAPSHOT_LOGS_LIMIT)
+    assert len(store.cache) == 1
+    assert store.executions.cached_status(first, SNAPSHOT_LOGS_LIMIT) is body  # from memory
