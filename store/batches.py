@@ -9,6 +9,7 @@ import aiosqlite
 import msgspec
 
 from engine.records import Execution
+from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import read_on_thread
 from store.writer import EventWriter
@@ -151,13 +152,8 @@ def _list(
     conn: sqlite3.Connection, status: str | None, limit: int, offset: int
 ) -> tuple[int, list[BatchRow]]:
     where, args = (" WHERE status = ?", (status,)) if status else ("", ())
-    total = conn.execute(f"SELECT count(*) FROM batches{where}", args).fetchone()[0]
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM batches{where}"
-        " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-        (*args, limit, offset),
-    ).fetchall()
-    return int(total), [_batch(row) for row in rows]
+    total, rows = queries.newest_page(conn, "batches", _COLUMNS, where, args, limit, offset)
+    return total, [_batch(row) for row in rows]
 
 
 def _mark_stopped(conn: sqlite3.Connection, batch_ids: list[str]) -> None:

@@ -10,6 +10,7 @@ import msgspec
 
 from engine.clock import now_iso
 from engine.ids import new_id
+from store import queries
 from store._thread import read_on_thread
 from store.errors import BlueprintNotFound
 from store.writer import EventWriter
@@ -172,10 +173,5 @@ def _list(
             " OR instr(casefold(coalesce(description, '')), ?1) > 0"
         )
         args = (search.casefold(),)
-    total = conn.execute(f"SELECT count(*) FROM blueprints{where}", args).fetchone()[0]
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM blueprints{where} ORDER BY created_at DESC, rowid DESC "
-        f"LIMIT ? OFFSET ?",
-        (*args, limit, offset),
-    ).fetchall()
-    return int(total), [_meta(row) for row in rows]
+    total, rows = queries.newest_page(conn, "blueprints", _COLUMNS, where, args, limit, offset)
+    return total, [_meta(row) for row in rows]

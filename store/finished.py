@@ -24,14 +24,3 @@ def refresh_finished(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> 
             conn.execute(_STORE, (execution_id, found[0]))
         else:
             conn.execute(_DROP, (execution_id,))
-
-
-def store_finished(conn: sqlite3.Connection, execution_ids: list[str]) -> None:
-    """`refresh_finished` in a transaction of its own."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        refresh_finished(conn, execution_ids)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise

@@ -96,9 +96,6 @@ class StoredOutputs:
         }
         self._decoded: dict[int, Any] = {}
 
-    def __contains__(self, index: int) -> bool:
-        return index in self._rows
-
     def __iter__(self) -> Iterator[int]:
         return iter(self._rows)
 

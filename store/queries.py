@@ -45,6 +45,20 @@ def take_gids(conn: Any, count: int) -> int:
     return base
 
 
+def newest_page(
+    conn: Any, table: str, columns: str, where: str, args: tuple[Any, ...], limit: int, offset: int
+) -> tuple[int, list[Any]]:
+    """How many rows of `table` match `where`, and a page of them, newest first. `table`,
+    `columns` and `where` are fixed text of the caller's; values travel in `args`."""
+    total = conn.execute(f"SELECT count(*) FROM {table}{where}", args).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT {columns} FROM {table}{where}"
+        " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+        (*args, limit, offset),
+    ).fetchall()
+    return int(total), rows
+
+
 # The status of one execution: each a single indexed lookup or range.
 EXECUTION_RECORD = "SELECT record FROM executions WHERE id = ?"
 STEP_RECORDS = "SELECT record FROM steps WHERE execution_id = ? ORDER BY idx"

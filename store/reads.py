@@ -422,10 +422,5 @@ def _list_executions(
     conn: sqlite3.Connection, where: str, args: tuple[Any, ...], limit: int, offset: int
 ) -> tuple[int, list[Execution]]:
     # `where` is built from fixed column names only; values travel as parameters.
-    total = conn.execute(f"SELECT count(*) FROM executions{where}", args).fetchone()[0]
-    rows = conn.execute(
-        f"SELECT record FROM executions{where}"
-        " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-        (*args, limit, offset),
-    ).fetchall()
-    return int(total), [_decode_execution(row[0]) for row in rows]
+    total, rows = queries.newest_page(conn, "executions", "record", where, args, limit, offset)
+    return total, [_decode_execution(row[0]) for row in rows]

@@ -10,11 +10,12 @@ what the engine did, and a restart resumes from a consistent state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -35,7 +36,7 @@ from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import run_on_thread
 from store.errors import StoreUnavailable
-from store.finished import refresh_finished, store_finished
+from store.finished import refresh_finished
 from store.outputs import OutputSizes, encode_output
 
 log = logging.getLogger("blueprint.store")
@@ -225,6 +226,18 @@ class Committed(msgspec.Struct):
     finished: list[str] = []  #: executions that ended
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction on the database thread: committed whole, or rolled back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def write_group(
     conn: sqlite3.Connection,
     events: list[Event],
@@ -232,16 +245,17 @@ def write_group(
     memory: WriterMemory | None = None,
 ) -> Committed:
     """One transaction on the database thread."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         touched = _apply_events(conn, events, memory or WriterMemory())
         for write in writes:
             _apply_write(conn, write)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return touched
+
+
+def store_finished(conn: sqlite3.Connection, execution_ids: list[str]) -> None:
+    """`refresh_finished` in a transaction of its own."""
+    with _transaction(conn):
+        refresh_finished(conn, execution_ids)
 
 
 def write_one_by_one(
