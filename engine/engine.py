@@ -15,7 +15,6 @@ import msgspec
 from engine import control, schemas
 from engine.clock import iso_ms, now_ms
 from engine.control import AnyCommand, Outcome, ProvideInput
-from engine.errors import InputInvalid, Problem
 from engine.events import ControlApplied, ExecutionCreated, ExecutionUpdated
 from engine.ids import new_id, step_id
 from engine.model import Blueprint, RunOptions
@@ -316,12 +315,7 @@ class Engine:
         awaiting = await self.controls.awaiting_input(execution_id)
         if awaiting is None or (command.node_id not in (None, awaiting.node_id)):
             return  # not waiting for this input: the run refuses it, with the reason
-        problems = schemas.data_problems(command.data, awaiting.schema)
-        if problems:
-            raise InputInvalid(
-                awaiting.node_id,
-                [Problem(node_id=awaiting.node_id, field=path, message=m) for path, m in problems],
-            )
+        schemas.require_fit(awaiting.node_id, command.data, awaiting.schema)
 
     async def _outcome_of(self, command_id: int, future: asyncio.Future[Outcome]) -> Outcome:
         """Applied here, the future settles; applied by another server, the log says so."""

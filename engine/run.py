@@ -21,7 +21,7 @@ import msgspec
 from engine import attempts, expressions, schemas
 from engine.clock import iso_ms, now_ms, parse_iso_ms
 from engine.context import NodeContext
-from engine.errors import InputInvalid, NodeError, Problem
+from engine.errors import NodeError
 from engine.events import ExecutionUpdated, LogAppended, StepUpdated, WebhookDue
 from engine.model import RunOptions
 from engine.plan import Plan, PlannedNode
@@ -57,7 +57,7 @@ class RunEnvironment:
     on_finished: Callable[[ExecutionRun], None]
     on_paused: Callable[[ExecutionRun], None]
     on_resumed: Callable[[ExecutionRun], None]
-    on_webhook: Callable[[ExecutionRun], None] = lambda run: None
+    on_webhook: Callable[[ExecutionRun], None]
 
 
 class ExecutionRun:
@@ -243,12 +243,7 @@ class ExecutionRun:
         waiting_id = self.plan.nodes[index].node.id
         if node_id is not None and node_id != waiting_id:
             return f"execution is waiting for input to node {waiting_id!r}, not {node_id!r}"
-        problems = schemas.data_problems(data, self.plan.nodes[index].config.schema)
-        if problems:
-            raise InputInvalid(
-                waiting_id,
-                [Problem(node_id=waiting_id, field=path, message=m) for path, m in problems],
-            )
+        schemas.require_fit(waiting_id, data, self.plan.nodes[index].config.schema)
         self._resume()
         self._succeed_waiting(index, data)
         self._advance()
@@ -694,7 +689,6 @@ class ExecutionRun:
         level = {ExecutionStatus.COMPLETED: LogLevel.INFO, ExecutionStatus.FAILED: LogLevel.ERROR}
         self._execution_log(level.get(status, LogLevel.WARN), message)
         # Sent before the engine admits the next execution into the freed slot.
-        self._dirty = True
         self._flush()
         self.env.on_finished(self)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.errors import InputInvalid, Problem
+
 KEYWORDS = {
     "type",
     "properties",
@@ -58,6 +60,16 @@ def schema_problems(schema: Any, path: str = "schema") -> list[tuple[str, str]]:
         if key in schema and not (isinstance(schema[key], int) and schema[key] >= 0):
             problems.append((f"{path}.{key}", "must be a whole number, 0 or more"))
     return problems
+
+
+def require_fit(node_id: str, data: Any, schema: dict[str, Any]) -> None:
+    """InputInvalid naming every way `data`, the answer to input node `node_id`, breaks
+    `schema`; nothing when it fits."""
+    problems = data_problems(data, schema)
+    if problems:
+        raise InputInvalid(
+            node_id, [Problem(node_id=node_id, field=path, message=m) for path, m in problems]
+        )
 
 
 def data_problems(data: Any, schema: dict[str, Any], path: str = "data") -> list[tuple[str, str]]:

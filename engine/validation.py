@@ -40,8 +40,7 @@ def compile_blueprint(
 def find_problems(
     document: Any, registry: NodeRegistry, max_nodes: int = DEFAULT_MAX_NODES
 ) -> tuple[Plan | None, list[Problem]]:
-    problems = _document_problems(document, max_nodes)
-    raw_nodes = _node_list(document, max_nodes)
+    problems, raw_nodes = _document_problems(document, max_nodes)
     if raw_nodes is None:
         return None, problems
     nodes: list[Node] = []
@@ -67,9 +66,13 @@ def find_problems(
     return Plan.build(blueprint, registry, configs), []
 
 
-def _document_problems(document: Any, max_nodes: int) -> list[Problem]:
+def _document_problems(
+    document: Any, max_nodes: int
+) -> tuple[list[Problem], list[Any] | tuple[Any, ...] | None]:
+    """The document's own problems, and the nodes to check one by one: None when there are
+    none, or too many to look at."""
     if not isinstance(document, dict):
-        return [_problem(None, "", "a blueprint must be a JSON object")]
+        return [_problem(None, "", "a blueprint must be a JSON object")], None
     problems = [
         _problem(None, key, "unknown field (expected name, description, nodes)")
         for key in document
@@ -83,19 +86,11 @@ def _document_problems(document: Any, max_nodes: int) -> list[Problem]:
     nodes = document.get("nodes")
     if not isinstance(nodes, (list, tuple)) or not nodes:
         problems.append(_problem(None, "nodes", "a non-empty array of nodes is required"))
-    elif len(nodes) > max_nodes:
+        return problems, None
+    if len(nodes) > max_nodes:
         problems.append(_problem(None, "nodes", f"{len(nodes)} nodes; the limit is {max_nodes}"))
-    return problems
-
-
-def _node_list(document: Any, max_nodes: int) -> list[Any] | tuple[Any, ...] | None:
-    """The nodes to check one by one; None when there are none, or too many to look at."""
-    if not isinstance(document, dict):
-        return None
-    nodes = document.get("nodes")
-    if not isinstance(nodes, (list, tuple)) or not nodes or len(nodes) > max_nodes:
-        return None
-    return nodes
+        return problems, None
+    return problems, nodes
 
 
 def _parse_node(index: int, raw: Any) -> tuple[Node | None, list[Problem]]:

@@ -1,22 +1,7 @@
 import pytest
 
 from rpc.errors import HTTP_STATUSES, JSONRPC_CODES, ErrorCode, RPCError, shape_error, to_rpc_error
-
-CONTRACT = {
-    "PARSE_ERROR": (-32700, 400),
-    "BAD_REQUEST": (-32600, 400),
-    "UNAUTHORIZED": (-32001, 401),
-    "FORBIDDEN": (-32003, 403),
-    "NOT_FOUND": (-32004, 404),
-    "METHOD_NOT_SUPPORTED": (-32005, 405),
-    "TIMEOUT": (-32008, 408),
-    "CONFLICT": (-32009, 409),
-    "PRECONDITION_FAILED": (-32012, 412),
-    "PAYLOAD_TOO_LARGE": (-32013, 413),
-    "UNPROCESSABLE_CONTENT": (-32022, 422),
-    "TOO_MANY_REQUESTS": (-32029, 429),
-    "INTERNAL_SERVER_ERROR": (-32603, 500),
-}
+from tests.rpc._codes import CONTRACT
 
 
 @pytest.mark.parametrize(("name", "numbers"), CONTRACT.items())

@@ -45,6 +45,7 @@ from rpc.router import Kind, Procedure, flatten
 from rpc.settings import Settings
 from tests._logs import ErrorRecords, error_records
 from tests.engine.test_fuzz_blueprints import dags, mutated, nested
+from tests.rpc._codes import CLIENT_ERRORS
 from tests.servers import running_server
 
 pytestmark = [
@@ -65,21 +66,7 @@ SSE_SECONDS = 0.5  #: how long a subscription is read before the client leaves
 MAX_INPUT = 64 * 1024  #: the default limit on a GET's decoded input
 MAX_URL = 60_000  #: longer GETs go over a raw socket (httpx refuses URLs past 64 KiB)
 
-# The contract's table (API.md section 1): name -> (JSON-RPC code, HTTP status).
-CODES: dict[str, tuple[int, int]] = {
-    "PARSE_ERROR": (-32700, 400),
-    "BAD_REQUEST": (-32600, 400),
-    "UNAUTHORIZED": (-32001, 401),
-    "FORBIDDEN": (-32003, 403),
-    "NOT_FOUND": (-32004, 404),
-    "METHOD_NOT_SUPPORTED": (-32005, 405),
-    "TIMEOUT": (-32008, 408),
-    "CONFLICT": (-32009, 409),
-    "PRECONDITION_FAILED": (-32012, 412),
-    "PAYLOAD_TOO_LARGE": (-32013, 413),
-    "UNPROCESSABLE_CONTENT": (-32022, 422),
-    "TOO_MANY_REQUESTS": (-32029, 429),
-}
+CODES = CLIENT_ERRORS  #: a 5xx is a failure of the fuzz, whatever its numbers
 EVENT_TYPES = {"execution-update", "node-execution", "log", "batch-update"}
 
 FUZZ = settings(
