@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from rpc.errors import ErrorCode, RPCError
+from rpc.errors import ErrorCode, RPCError, body_too_large
 from rpc.resolver import JSON_HEADERS, HTTPRequest, HTTPResponse, Resolver
 
 URL_TOO_LONG = "blueprint.url_too_long"
@@ -171,10 +171,7 @@ class TRPCHttpToolsProtocol(BoundedHttpToolsProtocol):
         request = exchange.request
         if exchange.too_large:
             answer: HTTPResponse | Coroutine[Any, Any, HTTPResponse] = resolver.reject(
-                RPCError(
-                    ErrorCode.PAYLOAD_TOO_LARGE,
-                    f"Request body over the limit of {self.max_body_bytes} bytes",
-                )
+                body_too_large(self.max_body_bytes)
             )
         else:
             request.body = bytes(exchange.body)

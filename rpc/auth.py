@@ -75,7 +75,7 @@ class Gate:
     ) -> Caller:
         """The caller, or UNAUTHORIZED."""
         keys = self._keys
-        keys.refresh()  # one stat(): a key revoked a moment ago is refused now
+        keys.refresh()  # one read of a mapped stamp: a key revoked a moment ago is refused now
         if self._open_allowed and not keys.has_keys:
             return Caller(None, SCOPES, f"address {client}")
         presented = _presented_key(headers, connection_params)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from rpc._http_protocol import URL_TOO_LONG
-from rpc.errors import ErrorCode, RPCError
+from rpc.errors import ErrorCode, RPCError, body_too_large
 from rpc.resolver import HTTPRequest, HTTPResponse, Resolver
 
 Scope = dict[str, Any]
@@ -55,12 +55,7 @@ class TRPCEndpoint:
         if scope["method"] == "POST":
             read = await _read_body(receive, self._max_body_bytes, headers.get("content-length"))
             if read is None:
-                return resolver.reject(
-                    RPCError(
-                        ErrorCode.PAYLOAD_TOO_LARGE,
-                        f"Request body over the limit of {self._max_body_bytes} bytes",
-                    )
-                )
+                return resolver.reject(body_too_large(self._max_body_bytes))
             body = read
         client = scope.get("client")
         request = HTTPRequest(

@@ -125,6 +125,11 @@ DOMAIN_ERRORS: Mapping[type[BaseException], ErrorCode] = {
 }
 
 
+def body_too_large(limit: int) -> RPCError:
+    """A request body past `--max-body-bytes`, whichever transport read it."""
+    return RPCError(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body over the limit of {limit} bytes")
+
+
 def to_rpc_error(exc: BaseException, path: str | None = None) -> RPCError:
     """Map any exception to an RPCError; unknown ones become a logged INTERNAL_SERVER_ERROR."""
     if isinstance(exc, RPCError):

@@ -71,6 +71,10 @@ class Batches:
     async def get(self, batch_id: str) -> tuple[BatchRow, list[BatchItemStatus]] | None:
         return await read_on_thread(self._reader, _get, batch_id)
 
+    async def row(self, batch_id: str) -> BatchRow | None:
+        """The batch alone, without its items (one row, however big the batch)."""
+        return await read_on_thread(self._reader, _row, batch_id)
+
     async def page(self, status: str | None, limit: int, offset: int) -> tuple[int, list[BatchRow]]:
         return await read_on_thread(self._reader, _list, status, limit, offset)
 
@@ -123,9 +127,14 @@ def _batch(row: tuple[Any, ...]) -> BatchRow:
     return BatchRow(**dict(zip(_COLUMNS.replace(" ", "").split(","), row, strict=True)))
 
 
-def _get(conn: sqlite3.Connection, batch_id: str) -> tuple[BatchRow, list[BatchItemStatus]] | None:
+def _row(conn: sqlite3.Connection, batch_id: str) -> BatchRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    if row is None:
+    return None if row is None else _batch(row)
+
+
+def _get(conn: sqlite3.Connection, batch_id: str) -> tuple[BatchRow, list[BatchItemStatus]] | None:
+    batch = _row(conn, batch_id)
+    if batch is None:
         return None
     items = conn.execute(
         "SELECT i.position, i.execution_id, i.blueprint_id, i.workflow_path, e.status, e.record"
@@ -145,7 +154,7 @@ def _get(conn: sqlite3.Connection, batch_id: str) -> tuple[BatchRow, list[BatchI
         statuses.append(
             BatchItemStatus(item=item, status=status or "queued", current_node_id=current)
         )
-    return _batch(row), statuses
+    return batch, statuses
 
 
 def _list(

@@ -288,14 +288,14 @@ async def list_(ctx: Context, input: ListInput) -> BatchPage:
 async def stop(ctx: Context, input: BatchInput) -> Stopped:
     """Stop a batch: its running executions are stopped, its queued ones cancelled."""
     store = ctx.services.store
-    found = await store.batches.get(input.batch_id)
-    if found is None:
+    batch = await store.batches.row(input.batch_id)
+    if batch is None:
         raise RPCError(ErrorCode.NOT_FOUND, f"No batch {input.batch_id}")
     active = await store.batches.active_executions(input.batch_id)
     running, queued = await stop_executions(ctx, active)
     await store.batches.mark_stopped([input.batch_id])
     if not active:
-        message = f"Batch is already {found[0].status}"
+        message = f"Batch is already {batch.status}"
     else:
         message = f"Batch stopped: {running} running stopped, {queued} queued cancelled"
     return Stopped(
@@ -360,11 +360,11 @@ async def on_update(ctx: Context, input: BatchUpdatesInput) -> AsyncIterator[Tra
             record = await store.executions.record(execution_id)
             member_of[execution_id] = None if record is None else record.batch_id
         batch_id = member_of.get(execution_id)
-        found = None if batch_id is None else await store.batches.get(batch_id)
-        if found is None:
+        batch = None if batch_id is None else await store.batches.row(batch_id)
+        if batch is None:
             return None
-        event = batch_update(found[0], at, execution_id)
-        if one is None or found[0].status == "running":
+        event = batch_update(batch, at, execution_id)
+        if one is None or batch.status == "running":
             return event, False
         # The batch has ended by now, but this row may come before its end (a stream resumed,
         # or behind): end on the row that recorded the end of its last execution.
