@@ -13,7 +13,8 @@ import msgspec
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from rpc._http_protocol import EdgeOptions, TRPCHttpToolsProtocol
+from rpc._http_connection import TRPCConnection
+from rpc._http_protocol import EdgeOptions
 from rpc.app import WORKER_SETTINGS_VARIABLE, create_app
 from rpc.auth import SCOPES, refusal
 from rpc.codec import Transformer
@@ -214,7 +215,8 @@ def uvicorn_config(settings: Settings, router: RouterTree | None = None) -> uvic
         workers=settings.workers,
         host=settings.host,
         port=settings.port,
-        http=TRPCHttpToolsProtocol,
+        http=TRPCConnection,
+        ws="none",  # no WebSocket procedures: an Upgrade is answered as plain HTTP
         loop="uvloop",
         lifespan="on",
         log_level=settings.log_level,

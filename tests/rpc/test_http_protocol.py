@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -137,3 +138,108 @@ def test_a_client_that_leaves_mid_call_does_not_hurt_the_server(sample_server):
             target = f"{TRPC}/sleep?input=" + quote('{"json":{"ms":100}}')
             sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert httpx.get(sample_server + TRPC + "/noinput").status_code == 200
+
+
+def read_responses(reader, count: int) -> list[tuple[int, dict, bytes]]:
+    responses = []
+    for _ in range(count):
+        status = int(reader.readline().split()[1])
+        headers = {}
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        responses.append((status, headers, reader.read(length)))
+    return responses
+
+
+def get(path: str, *extra: str) -> bytes:
+    return "\r\n".join([f"GET {path} HTTP/1.1", "Host: x", *extra, "", ""]).encode()
+
+
+def test_one_connection_moves_between_the_direct_path_and_uvicorn(sample_server):
+    # Direct, uvicorn (HEAD, /healthz, a stream-accepting batch), then direct again: one socket.
+    parts = urlsplit(sample_server)
+    batch = f"{TRPC}/noinput?batch=1"
+    steps = [
+        (get(f"{TRPC}/noinput"), 200),
+        (b"HEAD " + f"{TRPC}/noinput HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 204),
+        (get("/healthz"), 200),
+        (get(batch, "trpc-accept: application/jsonl"), 200),
+        (get(f"{TRPC}/nope"), 404),
+        (get(f"{TRPC}/noinput"), 200),
+    ]
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for raw, expected in steps:
+            sock.sendall(raw)
+            if b"jsonl" in raw:
+                # A JSONL stream is chunked: read its head and chunks up to the last one.
+                assert int(reader.readline().split()[1]) == expected
+                while reader.readline() != b"\r\n":
+                    pass
+                while (size := int(reader.readline().strip(), 16)) != 0:
+                    reader.read(size + 2)
+                reader.readline()
+                continue
+            if raw.startswith(b"HEAD"):
+                status = _read_head_only(reader)
+            else:
+                [(status, _, _)] = read_responses(reader, 1)
+            assert status == expected, raw
+
+
+def _read_head_only(reader) -> int:
+    status = int(reader.readline().split()[1])
+    while reader.readline() not in (b"\r\n", b""):
+        pass
+    return status
+
+
+def test_a_request_split_across_packets_is_answered(sample_server):
+    parts = urlsplit(sample_server)
+    target = f"{TRPC}/greet?input=" + quote('{"json":{"name":"ann"}}')
+    raw = get(target)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for cut in (5, len(raw) // 2, len(raw) - 2):
+            sock.sendall(raw[:cut])
+            time.sleep(0.05)
+            sock.sendall(raw[cut:])
+            [(status, _, body)] = read_responses(reader, 1)
+            assert (status, json.loads(body)["result"]["data"]["json"]["greeting"]) == (
+                200,
+                "hi ann",
+            )
+        # and whole again afterwards, on the same connection
+        sock.sendall(raw)
+        assert read_responses(reader, 1)[0][0] == 200
+
+
+def test_a_request_sent_while_a_direct_one_is_awaited_waits_its_turn(sample_server):
+    parts = urlsplit(sample_server)
+    slow = get(f"{TRPC}/sleep?input=" + quote('{"json":{"ms":200}}'))
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(slow)
+        time.sleep(0.05)
+        sock.sendall(get(f"{TRPC}/noinput") + get(f"{TRPC}/nope"))
+        responses = read_responses(reader, 3)
+    assert [status for status, _, _ in responses] == [200, 200, 404]
+    assert json.loads(responses[0][2]) == {"result": {"data": {"json": 200}}}
+
+
+def test_a_malformed_request_is_400_and_closes(sample_server):
+    [(status, headers, _)] = exchange(
+        sample_server, b"GET /api/trpc/noinput HTTP/1.1\r\nBad Header\r\n\r\n"
+    )
+    assert status == 400
+    assert headers.get("connection") == "close"
+
+
+def test_with_the_access_log_on_every_request_is_answered_by_uvicorn(make_server, capfd):
+    # uvicorn's access log sees only what uvicorn serves, so with it on the direct path stands down.
+    url = make_server(sample_router.router, access_log=True)
+    reply = httpx.get(url + TRPC + "/noinput")
+    assert reply.json() == {"result": {"data": {"json": "ok"}}}
+    assert f'"GET {TRPC}/noinput HTTP/1.1" 200' in capfd.readouterr().out
