@@ -86,7 +86,8 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"engine {case['title']}",
                     f"{fmt_int(sps['median'])} steps/s",
                     spread(sps),
-                    f"{case['us_per_step']['median']:.0f} us/step; rows: {first['log_rows']:,} "
+                    f"{case['us_per_step']['median']:.0f} us/step; compiled in "
+                    f"{first['compile_ms']:.0f} ms apart; rows: {first['log_rows']:,} "
                     f"logs, {first['step_rows']:,} steps; "
                     + ("target met" if met else f"{100 * sps['median'] / target:.0f}% of target")
                     + _load_note(case["foreign_cpu_max"]),
@@ -130,7 +131,8 @@ def render_table(results: dict[str, Any]) -> str:
     out = [line(header), rule, *(line(r) for r in rows), rule]
     if results.get("engine"):
         out.append(
-            f"engine: durable = from start() until wait_settled() and writer.flush() returned; "
+            "engine: durable = from start() of the compiled blueprint until wait_settled() "
+            "and writer.flush() returned; "
             f"target {ENGINE_TARGET_STEPS_PER_S:,} durable steps/s"
         )
     m, git = results["machine"], results["git"]

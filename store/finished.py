@@ -1,8 +1,10 @@
 """Finished executions' statuses, stored whole (migration 0013), so reading one is a lookup.
 
 The writer stores them when it has nothing else to do, so the engine never waits for one.
-Every later write to a finished execution rebuilds its row in the same transaction, so a row
-is never older than what it describes. Both run on the writer's thread.
+Every later write to a finished execution rebuilds its row, if it has one, in the same
+transaction, so a row is never older than what it describes. One without a row yet needs
+nothing: the writer that queued it reads it when it stores it, in a write transaction that
+comes after the write (writes take SQLite's write lock one at a time).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
 
 _STORE = "INSERT OR REPLACE INTO finished_statuses (execution_id, body) VALUES (?, ?)"
 _DROP = "DELETE FROM finished_statuses WHERE execution_id = ?"
+_HAS_ROW = "SELECT 1 FROM finished_statuses WHERE execution_id = ?"
 
 
 def refresh_finished(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> None:
@@ -24,3 +27,11 @@ def refresh_finished(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> 
             conn.execute(_STORE, (execution_id, found[0]))
         else:
             conn.execute(_DROP, (execution_id,))
+
+
+def rebuild_stored(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> None:
+    """After a write to these executions: rebuild the stored status of those that have one.
+    (Building one reads the whole status; a late log line right after the end is common.)"""
+    stored = [i for i in execution_ids if conn.execute(_HAS_ROW, (i,)).fetchone() is not None]
+    if stored:
+        refresh_finished(conn, stored)

@@ -13,7 +13,7 @@ from engine.clock import now_iso, now_ms
 from engine.ports import Delivery
 from engine.records import LogEntry, LogLevel
 from store import queries
-from store.finished import refresh_finished
+from store.finished import rebuild_stored
 from store.writer import EventWriter
 
 _encode = msgspec.json.Encoder().encode
@@ -95,4 +95,4 @@ def _append_log(
         seq=seq, timestamp=now_iso(), level=level, node_id=None, message=message, data=data
     )
     conn.execute(queries.INSERT_LOG, (execution_id, seq, gid, level.rank, None, _encode(entry)))
-    refresh_finished(conn, [execution_id])
+    rebuild_stored(conn, [execution_id])

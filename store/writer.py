@@ -36,7 +36,7 @@ from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import run_on_thread
 from store.errors import StoreUnavailable
-from store.finished import refresh_finished
+from store.finished import rebuild_stored, refresh_finished
 from store.outputs import OutputSizes, encode_output
 
 log = logging.getLogger("blueprint.store")
@@ -46,7 +46,7 @@ Work = Callable[..., Any]
 # Used only on the writer's database thread.
 _encode = msgspec.json.Encoder().encode
 _FINAL_STATUSES = frozenset(s.value for s in ExecutionStatus if s.is_final)
-_STORE_AT_ONCE = 64  #: finished statuses stored per transaction, between the engine's groups
+_STORE_AT_ONCE = 8  #: finished statuses stored per transaction, between the engine's groups
 _UNSTORED_LIMIT = 100_000  #: beyond this many waiting, more are read the long way
 
 
@@ -358,7 +358,7 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event], memory: WriterM
     if webhooks:
         conn.executemany(queries.INSERT_WEBHOOK, [(*row, now_ms()) for row in webhooks])
     if revisited:
-        refresh_finished(conn, revisited)
+        rebuild_stored(conn, revisited)
     for execution_id in finished:
         sizes.forget(execution_id)
         memory.running.discard(execution_id)

@@ -10,6 +10,7 @@ import sqlite3
 from engine.events import LogAppended
 from engine.records import LogEntry, LogLevel
 from store import Store
+from store.finished import rebuild_stored
 from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
 
 ASKS = {
@@ -82,6 +83,20 @@ async def test_a_late_event_from_the_engine_rebuilds_it_too(store, run_blueprint
         "noted after the end"
     )
     assert await stored_body(store, execution_id) == await the_long_way(store, execution_id)
+
+
+async def test_a_late_write_rebuilds_only_a_row_already_stored(store, run_blueprint):
+    # One without a row is still queued to be stored, and is read in full when it is.
+    execution_id = await run_blueprint(TWO)
+    stored = await stored_body(store, execution_id)
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE finished_statuses SET body = '{}'")
+        rebuild_stored(conn, [execution_id])
+        assert conn.execute("SELECT body FROM finished_statuses").fetchall() == [(stored,)]
+        conn.execute("DELETE FROM finished_statuses")
+        rebuild_stored(conn, [execution_id])
+        assert conn.execute("SELECT count(*) FROM finished_statuses").fetchone() == (0,)
+    conn.close()
 
 
 async def test_other_variants_read_the_long_way(store, run_blueprint):
