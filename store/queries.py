@@ -74,6 +74,8 @@ WHERE execution_id = ? ORDER BY idx
 #: Every output row of an execution, as `store.outputs.StoredOutputs` takes them.
 OUTPUT_ROWS = "SELECT idx, output, links FROM step_outputs WHERE execution_id = ?"
 FINISHED_STATUS = "SELECT body FROM finished_statuses WHERE execution_id = ?"
+LOCATE_FINISHED_STATUS = "SELECT rowid, body FROM finished_statuses WHERE execution_id = ?"
+FINISHED_STATUS_AT = "SELECT execution_id, body FROM finished_statuses WHERE rowid = ?"
 EXECUTION_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
 
 LOGS_AFTER = """

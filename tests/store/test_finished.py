@@ -11,7 +11,7 @@ from engine.events import LogAppended
 from engine.records import LogEntry, LogLevel
 from store import Store
 from store.finished import rebuild_stored
-from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
+from store.reads import SNAPSHOT_LOGS_LIMIT, StoredStatuses, read_status
 
 ASKS = {
     "name": "asks",
@@ -97,6 +97,36 @@ async def test_a_late_write_rebuilds_only_a_row_already_stored(store, run_bluepr
         rebuild_stored(conn, [execution_id])
         assert conn.execute("SELECT count(*) FROM finished_statuses").fetchone() == (0,)
     conn.close()
+
+
+async def test_a_row_found_once_is_found_again_after_it_moves_or_goes(store, run_blueprint):
+    # Reads remember where a row was; a rebuilt row gets a new rowid, and the old one may
+    # hold another execution's status by then.
+    first, second = await run_blueprint(TWO), await run_blueprint(TWO)
+    await store.writer.idle()
+    stored = StoredStatuses(store.path)
+    try:
+        first_body, second_body = stored.get(first), stored.get(second)
+        assert first_body is not None and second_body is not None
+        with sqlite3.connect(store.path) as conn:
+            swap = "UPDATE finished_statuses SET rowid = rowid + 1000 WHERE execution_id = ?"
+            (old,) = conn.execute(
+                "SELECT rowid FROM finished_statuses WHERE execution_id = ?", (first,)
+            ).fetchone()
+            conn.execute(swap, (first,))
+            conn.execute(
+                "UPDATE finished_statuses SET rowid = ? WHERE execution_id = ?", (old, second)
+            )
+        conn.close()
+        stored.refresh()
+        assert (stored.get(first), stored.get(second)) == (first_body, second_body)
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("DELETE FROM finished_statuses WHERE execution_id = ?", (first,))
+        conn.close()
+        stored.refresh()
+        assert (stored.get(first), stored.get(second)) == (None, second_body)
+    finally:
+        stored.close()
 
 
 async def test_other_variants_read_the_long_way(store, run_blueprint):
