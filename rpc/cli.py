@@ -165,6 +165,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ("--workers", args.workers),
         ("--max-active-per-key", args.max_active_per_key),
         ("--max-log-message-bytes", args.max_log_message_bytes),
+        ("--max-batch-size", args.max_batch_size),
+        ("--max-depth", args.max_depth),
+        ("--max-nodes", args.max_nodes),
+        ("--node-concurrency", args.node_concurrency),
+        ("--max-running-executions", args.max_running_executions),
     ):
         if value < 1:
             raise ValueError(f"{flag} must be 1 or more, not {value}")

@@ -47,3 +47,14 @@ def test_serve_flags_choose_the_transformer_and_prefix(tmp_path: Path):
     finally:
         server.stop()
     assert "serving tRPC on" in server.output()
+
+
+@pytest.mark.parametrize(
+    "flag",
+    ["--max-batch-size", "--max-depth", "--max-nodes", "--node-concurrency", "--workers"],
+)
+def test_a_limit_below_one_is_refused_with_the_flag_named(flag, tmp_path: Path, capsys):
+    from rpc.cli import main
+
+    assert main(["serve", "--db", str(tmp_path / "bp.db"), flag, "0"]) == 2
+    assert f"{flag} must be 1 or more, not 0" in capsys.readouterr().err

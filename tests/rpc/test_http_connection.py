@@ -28,19 +28,19 @@ async def test_answers_of_one_turn_go_out_together_in_order_at_its_end():
     log: list[tuple[str, object]] = []
     a, b = RecordingTransport("a", log), RecordingTransport("b", log)
     outbox = _outbox_of(asyncio.get_running_loop())
-    outbox.send(a, b"1", close=False)
-    outbox.send(b, b"2", close=True)
-    outbox.send(a, b"3", close=False)
+    outbox.send(a, b"1", b"", close=False)
+    outbox.send(b, b"2", b"!", close=True)
+    outbox.send(a, b"3", b"", close=False)
     assert log == []  # nothing is written during the turn
     await asyncio.sleep(0)
-    assert log == [("a", b"1"), ("b", b"2"), ("b", "closed"), ("a", b"3")]
+    assert log == [("a", b"1"), ("b", b"2!"), ("b", "closed"), ("a", b"3")]
 
 
 async def test_an_answer_to_a_connection_gone_meanwhile_is_dropped():
     log: list[tuple[str, object]] = []
     gone = RecordingTransport("gone", log)
     outbox = _outbox_of(asyncio.get_running_loop())
-    outbox.send(gone, b"late", close=False)
+    outbox.send(gone, b"late", b"", close=False)
     gone.closing = True
     outbox.flush()
     assert log == []
