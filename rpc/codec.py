@@ -42,16 +42,17 @@ _NO_DEFAULT = object()
 class InputCodec:
     """Decodes one procedure's input from wire bytes or from Python values."""
 
-    __slots__ = ("_decoder", "default", "type")
+    __slots__ = ("_decoder", "default", "enveloped", "type")
 
     def __init__(self, input_type: Any) -> None:
         self.type = input_type
         self._decoder = None if input_type is None else msgspec.json.Decoder(input_type)
+        #: `{"json": <input>}` decoded in one pass, for the common envelope without meta. Only
+        #: for Struct inputs: one never decodes from null, which the general path reads as
+        #: "no input" (the default), so both paths always agree.
+        is_struct = isinstance(input_type, type) and issubclass(input_type, msgspec.Struct)
+        self.enveloped = _enveloped_decoder(input_type) if is_struct else None
         self.default = _default_for(input_type)
-
-    @property
-    def takes_input(self) -> bool:
-        return self.type is not None
 
     def absent(self) -> Any:
         """The input when none was sent; an error when the procedure requires one."""
@@ -80,6 +81,14 @@ class InputCodec:
             return msgspec.convert(value, self.type)
         except msgspec.ValidationError as exc:
             raise _invalid_input(exc) from None
+
+
+def _enveloped_decoder(input_type: Any) -> msgspec.json.Decoder[Any]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("json", input_type),
+        ("meta", dict[str, Any] | msgspec.UnsetType, msgspec.UNSET),
+    ]
+    return msgspec.json.Decoder(msgspec.defstruct("Enveloped", fields))
 
 
 def _default_for(input_type: Any) -> Any:
@@ -111,6 +120,14 @@ def decode_input(
         return codec.absent()
     if transformer is Transformer.NONE:
         return codec.from_json(raw)
+    if codec.enveloped is not None:
+        try:
+            plain = codec.enveloped.decode(raw)
+        except msgspec.DecodeError:
+            pass  # the general path below reads it again, and rejects it with its own message
+        else:
+            if plain.meta is msgspec.UNSET:
+                return plain.json
     envelope = _open_envelope(raw)
     if envelope is None:
         return codec.absent()
