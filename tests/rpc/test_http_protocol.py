@@ -10,6 +10,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
+import tests.servers as servers
+from rpc.cli import uvicorn_config
 from tests import sample_router
 
 TRPC = "/api/trpc"
@@ -243,3 +245,33 @@ def test_with_the_access_log_on_every_request_is_answered_by_uvicorn(make_server
     reply = httpx.get(url + TRPC + "/noinput")
     assert reply.json() == {"result": {"data": {"json": "ok"}}}
     assert f'"GET {TRPC}/noinput HTTP/1.1" 200' in capfd.readouterr().out
+
+
+@pytest.fixture
+def quick_keep_alive_server(tmp_path, monkeypatch):
+    """A server whose idle connections close after 0.5 s (uvicorn's default is 5 s)."""
+    from rpc.settings import Settings
+
+    def with_short_keep_alive(*args, **kwargs):
+        config = uvicorn_config(*args, **kwargs)
+        config.timeout_keep_alive = 0.5
+        return config
+
+    monkeypatch.setattr(servers, "uvicorn_config", with_short_keep_alive)
+    settings = Settings(db=str(tmp_path / "bp.db"), rate_limit=None)
+    with servers.running_server(settings, sample_router.router) as url:
+        yield url
+
+
+def test_an_idle_connection_is_closed_and_a_busy_one_is_not(quick_keep_alive_server):
+    parts = urlsplit(quick_keep_alive_server)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(8):  # 1.6 s of requests, one every 0.2 s: busy throughout
+            sock.sendall(get(f"{TRPC}/noinput"))
+            assert read_responses(reader, 1)[0][0] == 200
+            time.sleep(0.2)
+        # Then idle: closed within two periods of the timeout.
+        started = time.monotonic()
+        assert reader.read(1) == b""
+        assert time.monotonic() - started < 2.0
