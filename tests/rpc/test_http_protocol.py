@@ -65,17 +65,20 @@ def exchange(
     parts = urlsplit(base)
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
         sock.sendall(raw)
-        reader = sock.makefile("rb")
-        responses = []
-        for _ in range(expect):
-            status = int(reader.readline().split()[1])
-            headers = {}
-            while (line := reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length", "0"))
-            responses.append((status, headers, reader.read(length)))
-        return responses
+        return read_responses(sock.makefile("rb"), expect)
+
+
+def read_responses(reader, count: int) -> list[tuple[int, dict, bytes]]:
+    responses = []
+    for _ in range(count):
+        status = int(reader.readline().split()[1])
+        headers = {}
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        responses.append((status, headers, reader.read(length)))
+    return responses
 
 
 def test_pipelined_requests_are_answered_in_order(sample_server):
@@ -140,19 +143,6 @@ def test_a_client_that_leaves_mid_call_does_not_hurt_the_server(sample_server):
             target = f"{TRPC}/sleep?input=" + quote('{"json":{"ms":100}}')
             sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert httpx.get(sample_server + TRPC + "/noinput").status_code == 200
-
-
-def read_responses(reader, count: int) -> list[tuple[int, dict, bytes]]:
-    responses = []
-    for _ in range(count):
-        status = int(reader.readline().split()[1])
-        headers = {}
-        while (line := reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        responses.append((status, headers, reader.read(length)))
-    return responses
 
 
 def get(path: str, *extra: str) -> bytes:
