@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from rpc._http_protocol import BoundedHttpToolsProtocol, EdgeOptions
+from rpc._http_protocol import PARSE_URL_LIMIT, BoundedHttpToolsProtocol, EdgeOptions
 from rpc.errors import ErrorCode, RPCError, body_too_large
 from rpc.resolver import JSON_HEADERS, HTTPRequest, HTTPResponse, Resolver
 
@@ -38,7 +38,6 @@ _READ_HEADERS = frozenset(
 )
 #: Headers that send a request to uvicorn: streams, upgrades and interim responses are its.
 _SLOW_HEADERS = frozenset((b"trpc-accept", b"upgrade", b"expect"))
-_PARSE_URL_LIMIT = 0xFFFF
 _METHODS = {b"GET": "GET", b"POST": "POST"}  #: the methods taken directly
 _STATUS_LINES = {200: b"HTTP/1.1 200 OK\r\n", 207: b"HTTP/1.1 207 Multi-Status\r\n"}
 
@@ -67,7 +66,7 @@ class TRPCConnection(asyncio.Protocol):
         self._prefix = options.prefix.rstrip("/").encode() + b"/"
         self._cors = options.cors_enabled
         self._max_body = options.max_body_bytes
-        self._max_url = min(options.max_url_bytes, _PARSE_URL_LIMIT)
+        self._max_url = min(options.max_url_bytes, PARSE_URL_LIMIT)
         self._max_head = BoundedHttpToolsProtocol.max_header_bytes
         # uvicorn's access log sees only what uvicorn serves: with it on, everything goes there.
         self._direct = not config.access_log
@@ -199,7 +198,7 @@ class TRPCConnection(asyncio.Protocol):
                 self._parser = httptools.HttpRequestParser(self)
             return False
         resolver: Resolver | None = self._app_state.get("resolver")
-        request = self._request(resolver)
+        request = None if resolver is None else self._request(resolver)
         if request is None or resolver is None:
             return False
         if self._too_large:
@@ -215,7 +214,7 @@ class TRPCConnection(asyncio.Protocol):
             self._server_state.tasks.add(task)
         return True
 
-    def _request(self, resolver: Resolver | None) -> HTTPRequest | None:
+    def _request(self, resolver: Resolver) -> HTTPRequest | None:
         """The request as the resolver takes it, or None if it is not the direct path's."""
         url = self._url
         if (
@@ -224,7 +223,6 @@ class TRPCConnection(asyncio.Protocol):
             or self._head_bytes > self._max_head
             or len(url) > self._max_url
             or not url.startswith(self._prefix)
-            or resolver is None
         ):
             return None
         raw_path, _, query = url.partition(b"?")

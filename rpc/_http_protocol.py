@@ -18,7 +18,8 @@ import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 URL_TOO_LONG = "blueprint.url_too_long"
-_PARSE_URL_LIMIT = 0xFFFF
+#: httptools parses URLs with 16-bit offsets: longer ones must be split before parsing.
+PARSE_URL_LIMIT = 0xFFFF
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -66,14 +67,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        if len(self.url) <= _PARSE_URL_LIMIT and not self._url_overflow:
+        if len(self.url) <= PARSE_URL_LIMIT and not self._url_overflow:
             super().on_headers_complete()
             return
         path, _, query = self.url.partition(b"?")
-        if len(path) > _PARSE_URL_LIMIT:
+        if len(path) > PARSE_URL_LIMIT:
             # Too long to parse; the prefix left is enough for the endpoint to answer 413.
             self._url_overflow = True
-            path = path[:_PARSE_URL_LIMIT]
+            path = path[:PARSE_URL_LIMIT]
         self.url = path
         super().on_headers_complete()
         # The ASGI task was created but has not run yet, so the scope can still be completed.

@@ -147,19 +147,15 @@ class Resolver:
             )
         params = _parse_query(req.query)
         is_batch = params.get("batch") == b"1"
-        if is_batch:
-            paths = req.path.split(",")
-            if len(paths) > self._options.max_batch_size:
-                raise RPCError(
-                    ErrorCode.BAD_REQUEST,
-                    f"Batch call exceeds maximum size: {len(paths)} calls, "
-                    f"the limit is {self._options.max_batch_size}",
-                )
-            procs = [self._procedures.get(path) for path in paths]
-            kind = _common_kind(procs)
-        else:
-            paths, procs = [req.path], [self._procedures.get(req.path)]
-            kind = None if procs[0] is None else procs[0].kind
+        paths = req.path.split(",") if is_batch else [req.path]
+        if len(paths) > self._options.max_batch_size:
+            raise RPCError(
+                ErrorCode.BAD_REQUEST,
+                f"Batch call exceeds maximum size: {len(paths)} calls, "
+                f"the limit is {self._options.max_batch_size}",
+            )
+        procs = [self._procedures.get(path) for path in paths]
+        kind = _common_kind(procs)
         if kind is Kind.SUBSCRIPTION:
             return self._subscribe(req, params, paths, procs)
         wants_jsonl = _accepts_jsonl(req.headers)

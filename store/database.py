@@ -70,7 +70,7 @@ class Store:
         self._writer_db = writer_db
         self._reader_db = reader_db
         self.cache = cache
-        self.follower = LogFollower(reader_db, changed=self._changed_elsewhere, cleared=cache.clear)
+        self.follower = LogFollower(reader_db, changed=self._changed, cleared=cache.clear)
         self.writer = EventWriter(writer_db, on_commit=self._committed)
         self.executions = ExecutionReads(reader_db, cache, stored)
         self.blueprints = Blueprints(self.writer, reader_db)
@@ -121,13 +121,11 @@ class Store:
                 log.exception("recording when API keys were last used failed")
 
     def _committed(self, committed: Committed) -> None:
-        if self._stored is not None:
-            self._stored.refresh()
-        self.cache.invalidate(committed.executions)
+        self._changed(committed.executions)
         self.follower.notify(committed.gids)
 
-    def _changed_elsewhere(self, execution_ids: Iterable[str]) -> None:
-        """Another server sharing the file wrote to these executions."""
+    def _changed(self, execution_ids: Iterable[str]) -> None:
+        """These executions were written to, here or by another server sharing the file."""
         if self._stored is not None:
             self._stored.refresh()
         self.cache.invalidate(execution_ids)

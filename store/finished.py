@@ -12,11 +12,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from store import queries
 from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
-
-_STORE = "INSERT OR REPLACE INTO finished_statuses (execution_id, body) VALUES (?, ?)"
-_DROP = "DELETE FROM finished_statuses WHERE execution_id = ?"
-_HAS_ROW = "SELECT 1 FROM finished_statuses WHERE execution_id = ?"
 
 
 def refresh_finished(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> None:
@@ -24,14 +21,15 @@ def refresh_finished(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> 
     for execution_id in execution_ids:
         found = read_status(conn, execution_id, SNAPSHOT_LOGS_LIMIT, (), stored=False)
         if found is not None and found[1]:
-            conn.execute(_STORE, (execution_id, found[0]))
+            conn.execute(queries.STORE_FINISHED_STATUS, (execution_id, found[0]))
         else:
-            conn.execute(_DROP, (execution_id,))
+            conn.execute(queries.DROP_FINISHED_STATUS, (execution_id,))
 
 
 def rebuild_stored(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> None:
     """After a write to these executions: rebuild the stored status of those that have one.
     (Building one reads the whole status; a late log line right after the end is common.)"""
-    stored = [i for i in execution_ids if conn.execute(_HAS_ROW, (i,)).fetchone() is not None]
+    has_row = queries.HAS_FINISHED_STATUS
+    stored = [i for i in execution_ids if conn.execute(has_row, (i,)).fetchone() is not None]
     if stored:
         refresh_finished(conn, stored)

@@ -76,6 +76,11 @@ OUTPUT_ROWS = "SELECT idx, output, links FROM step_outputs WHERE execution_id = 
 FINISHED_STATUS = "SELECT body FROM finished_statuses WHERE execution_id = ?"
 LOCATE_FINISHED_STATUS = "SELECT rowid, body FROM finished_statuses WHERE execution_id = ?"
 FINISHED_STATUS_AT = "SELECT execution_id, body FROM finished_statuses WHERE rowid = ?"
+HAS_FINISHED_STATUS = "SELECT 1 FROM finished_statuses WHERE execution_id = ?"
+STORE_FINISHED_STATUS = (
+    "INSERT OR REPLACE INTO finished_statuses (execution_id, body) VALUES (?, ?)"
+)
+DROP_FINISHED_STATUS = "DELETE FROM finished_statuses WHERE execution_id = ?"
 EXECUTION_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
 
 LOGS_AFTER = """

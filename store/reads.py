@@ -127,7 +127,11 @@ class ExecutionReads:
     ) -> bytes | None:
         """The status without waiting, if it can be had so: a finished execution's, from
         memory or, for the default variant, from its stored row."""
-        variant = _variant(logs_limit, include)
+        return self._without_waiting(execution_id, _variant(logs_limit, include))
+
+    def _without_waiting(
+        self, execution_id: str, variant: tuple[int, tuple[str, ...]]
+    ) -> bytes | None:
         body = self._cache.get(execution_id, variant)
         if body is None and self._stored is not None and variant == _SNAPSHOT_VARIANT:
             started = time.monotonic()
@@ -151,7 +155,7 @@ class ExecutionReads:
     ) -> bytes | None:
         """The execution status as JSON bytes, or None for an unknown id."""
         variant = _variant(logs_limit, include)
-        cached = self.cached_status(execution_id, logs_limit, include)
+        cached = self._without_waiting(execution_id, variant)
         if cached is not None:
             return cached
         started = time.monotonic()

@@ -18,5 +18,18 @@ CONTRACT: dict[str, tuple[int, int]] = {
     "INTERNAL_SERVER_ERROR": (-32603, 500),
 }
 
+#: Every code tRPC itself defines (TRPC-PROTOCOL.md 8.1): the contract's, and those it leaves out.
+TRPC_CODES: dict[str, tuple[int, int]] = {
+    **CONTRACT,
+    "PAYMENT_REQUIRED": (-32002, 402),
+    "UNSUPPORTED_MEDIA_TYPE": (-32015, 415),
+    "PRECONDITION_REQUIRED": (-32028, 428),
+    "CLIENT_CLOSED_REQUEST": (-32099, 499),
+    "NOT_IMPLEMENTED": (-32603, 501),
+    "BAD_GATEWAY": (-32603, 502),
+    "SERVICE_UNAVAILABLE": (-32603, 503),
+    "GATEWAY_TIMEOUT": (-32603, 504),
+}
+
 #: The codes a bad request may get: every one but the 5xx.
 CLIENT_ERRORS = {name: numbers for name, numbers in CONTRACT.items() if numbers[1] < 500}

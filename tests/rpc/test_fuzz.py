@@ -31,6 +31,7 @@ from rpc.codec import Transformer
 from rpc.settings import Settings
 from tests import sample_router
 from tests._logs import ErrorRecords, error_records
+from tests.rpc._codes import TRPC_CODES
 from tests.servers import running_server
 
 pytestmark = pytest.mark.slow
@@ -41,30 +42,7 @@ MAX_INPUT = 64 * 1024
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 64
 
-# The contract's table (API.md section 1, TRPC-PROTOCOL.md 8.1): name -> (JSON-RPC code, status).
-CODES: dict[str, tuple[int, int]] = {
-    "PARSE_ERROR": (-32700, 400),
-    "BAD_REQUEST": (-32600, 400),
-    "UNAUTHORIZED": (-32001, 401),
-    "PAYMENT_REQUIRED": (-32002, 402),
-    "FORBIDDEN": (-32003, 403),
-    "NOT_FOUND": (-32004, 404),
-    "METHOD_NOT_SUPPORTED": (-32005, 405),
-    "TIMEOUT": (-32008, 408),
-    "CONFLICT": (-32009, 409),
-    "PRECONDITION_FAILED": (-32012, 412),
-    "PAYLOAD_TOO_LARGE": (-32013, 413),
-    "UNSUPPORTED_MEDIA_TYPE": (-32015, 415),
-    "UNPROCESSABLE_CONTENT": (-32022, 422),
-    "PRECONDITION_REQUIRED": (-32028, 428),
-    "TOO_MANY_REQUESTS": (-32029, 429),
-    "CLIENT_CLOSED_REQUEST": (-32099, 499),
-    "INTERNAL_SERVER_ERROR": (-32603, 500),
-    "NOT_IMPLEMENTED": (-32603, 501),
-    "BAD_GATEWAY": (-32603, 502),
-    "SERVICE_UNAVAILABLE": (-32603, 503),
-    "GATEWAY_TIMEOUT": (-32603, 504),
-}
+CODES = TRPC_CODES
 
 QUERY, MUTATION, SUBSCRIPTION = "query", "mutation", "subscription"
 # The sample router, flattened. `boom` raises on purpose (its 500 is expected) and `sleep`
