@@ -5,7 +5,8 @@ types, so the engine logs every transition and the writer commits it. The bluepr
 (validated, configs parsed, edges indexed) before the clock starts, as `blueprint.execute`
 compiles it while handling the request; its cost is reported apart as `compile_ms`. The clock
 runs from `engine.start()` until `wait_settled()` has returned for every execution AND
-`store.writer.flush()` has returned: only durable steps count.
+`store.writer.flush()` has returned: only durable steps count. The garbage collector is set up
+as `blueprint serve` sets it up (`rpc.heap`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bench.common import ENGINE_TARGET_STEPS_PER_S, BenchError, ForeignLoad, say
 from engine.engine import Engine, EngineLimits
 from engine.nodes import register_builtins
 from engine.registry import NodeRegistry
+from rpc.heap import prepare_for_serving
 from store import Store
 
 SETTLE_TIMEOUT_S = 300.0
@@ -149,6 +151,7 @@ def expected_log_rows(case: Case) -> int:
 
 
 async def run_engine(quick: bool, runs: int) -> dict[str, Any]:
+    prepare_for_serving()  # the collector as `blueprint serve` sets it up
     results: dict[str, Any] = {
         "target_steps_per_s": ENGINE_TARGET_STEPS_PER_S,
         "timing": "start() of the compiled blueprint until wait_settled() returned for every "

@@ -15,7 +15,8 @@ from engine.model import Blueprint, RunOptions
 from engine.records import Execution, LogEntry, Step
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+# gc=False for the reason records have it (engine/records.py).
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     execution_id: str
 
 

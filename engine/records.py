@@ -72,7 +72,9 @@ class LogLevel(StrEnum):
 _LEVEL_RANKS = {level: rank for rank, level in enumerate(LogLevel)}
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+# gc=False: a record holds JSON-like values made before it, so it is never part of a cycle, and
+# the collector need not count the thousands a run makes (tests/engine/test_records.py).
+class Record(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     pass
 
 

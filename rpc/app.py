@@ -26,6 +26,7 @@ from rpc.auth import Gate, is_loopback, refusal
 from rpc.catalogue import import_folder
 from rpc.context import Context, Services
 from rpc.endpoint import TRPCEndpoint
+from rpc.heap import prepare_for_serving
 from rpc.procedures import root_router
 from rpc.resolver import HTTPRequest, Resolver
 from rpc.router import RouterTree, flatten
@@ -75,7 +76,9 @@ def app_from_environment() -> Starlette:
     """The app of one worker process, from the settings its parent put in the environment."""
     settings = msgspec.json.decode(os.environ[WORKER_SETTINGS_VARIABLE], type=Settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
-    return create_app(settings)
+    app = create_app(settings)
+    prepare_for_serving()  # a spawned worker inherits none of its parent's collector settings
+    return app
 
 
 def create_app(settings: Settings, router: RouterTree | None = None) -> Starlette:
