@@ -204,6 +204,7 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
         "webhook_deliveries",
         "idempotency_keys",
         "finished_statuses",
+        "execution_inputs",
     )
     for table in tables:
         conn.executemany(f"DELETE FROM {table} WHERE execution_id = ?", [(i,) for i in ids])

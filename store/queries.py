@@ -6,10 +6,12 @@ from typing import Any
 
 INSERT_EXECUTION = """
 INSERT INTO executions (id, blueprint_id, blueprint_version, batch_id, status, created_at,
-    updated_at, ended_at, retry_of, idempotency_key, snapshot, input, options, record, owner,
-    started_by)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    updated_at, ended_at, retry_of, idempotency_key, record, owner, started_by)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+INSERT_EXECUTION_INPUTS = (
+    "INSERT INTO execution_inputs (execution_id, snapshot, input, options) VALUES (?, ?, ?, ?)"
+)
 UPDATE_EXECUTION = (
     "UPDATE executions SET status = ?, updated_at = ?, ended_at = ?, record = ? WHERE id = ?"
 )
@@ -90,9 +92,16 @@ ORDER BY seq LIMIT ?5
 """
 
 UNFINISHED_EXECUTIONS = """
-SELECT id, record, snapshot, input, options FROM executions
-WHERE status IN ('queued', 'running', 'paused') AND (?1 IS NULL OR owner = ?1)
-ORDER BY created_at, rowid
+SELECT e.id, e.record, i.snapshot, i.input, i.options
+FROM executions e JOIN execution_inputs i ON i.execution_id = e.id
+WHERE e.status IN ('queued', 'running', 'paused') AND (?1 IS NULL OR e.owner = ?1)
+ORDER BY e.created_at, e.rowid
+"""
+#: An execution's record with what it was started with, to run it again.
+RETRY_SOURCE = """
+SELECT e.record, i.snapshot, i.input, i.options
+FROM executions e JOIN execution_inputs i ON i.execution_id = e.id
+WHERE e.id = ?
 """
 STEPS_OF = "SELECT idx, record FROM steps WHERE execution_id = ? ORDER BY idx"
 LAST_SEQ = "SELECT max(seq) FROM logs WHERE execution_id = ?"

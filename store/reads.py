@@ -258,9 +258,7 @@ class RetrySource(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _retry_source(conn: sqlite3.Connection, execution_id: str) -> RetrySource | None:
-    row = conn.execute(
-        "SELECT record, snapshot, input, options FROM executions WHERE id = ?", (execution_id,)
-    ).fetchone()
+    row = conn.execute(queries.RETRY_SOURCE, (execution_id,)).fetchone()
     if row is None:
         return None
     succeeded = conn.execute(

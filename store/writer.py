@@ -382,6 +382,7 @@ def _insert_executions(
 ) -> None:
     """New executions go in with their newest records, so the updates after skip them."""
     rows = []
+    input_rows = []
     step_rows = []
     for execution_id, event in created.items():
         latest = executions.pop(execution_id)
@@ -397,18 +398,24 @@ def _insert_executions(
                 latest.end_time,
                 latest.retry_of,
                 event.options.idempotency_key,
-                _encode(event.blueprint),
-                _encode(event.input),
-                _encode(event.options),
                 _encode(latest),
                 event.owner,
                 event.started_by,
+            )
+        )
+        input_rows.append(
+            (
+                execution_id,
+                _encode(event.blueprint),
+                _encode(event.input),
+                _encode(event.options),
             )
         )
         for index, initial in enumerate(event.steps):
             step = steps.pop((execution_id, index), initial)
             step_rows.append((execution_id, index, step.node_id, step.status.value, _encode(step)))
     conn.executemany(queries.INSERT_EXECUTION, rows)
+    conn.executemany(queries.INSERT_EXECUTION_INPUTS, input_rows)
     conn.executemany(queries.INSERT_STEP, step_rows)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
+import msgspec
 import pytest
 
+from engine.model import RunOptions
 from store import SchemaTooNew, Store, migrations
-from tests.store._events import read
+from tests.store._events import created, exec_id, execution, read
 
 SCHEMA = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 
@@ -87,3 +89,39 @@ async def test_a_failing_migration_applies_nothing(path, monkeypatch):
         await Store.open(path)
     assert user_version(path) == latest
     assert read(path, "SELECT name FROM sqlite_master WHERE name = 'half'") == []
+
+
+async def test_version_14_moves_what_an_execution_started_with_out_of_its_row(path, monkeypatch):
+    """A file written before 0014 keeps its executions: resume reads them from the new table."""
+    scripts = migrations._scripts()
+    monkeypatch.setattr(migrations, "_scripts", lambda: [s for s in scripts if s[0] <= 13])
+    await (await Store.open(path)).close()
+    record = execution(exec_id(1))
+    blueprint = created(record, ("a", "b")).blueprint
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO executions (id, status, created_at, updated_at, snapshot, input,"
+            " options, record) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.start_time,
+                record.updated_at,
+                msgspec.json.encode(blueprint),
+                b'{"n": 1}',
+                msgspec.json.encode(RunOptions(debug=True)),
+                msgspec.json.encode(record),
+            ),
+        )
+    conn.close()
+    monkeypatch.setattr(migrations, "_scripts", lambda: scripts)
+
+    store = await Store.open(path)
+    try:
+        (unfinished,) = await store.resume_source.load_unfinished()
+    finally:
+        await store.close()
+    assert (unfinished.blueprint, unfinished.input) == (blueprint, {"n": 1})
+    assert unfinished.options == RunOptions(debug=True)
+    columns = {row[1] for row in read(path, "PRAGMA table_info(executions)")}
+    assert {"snapshot", "input", "options"}.isdisjoint(columns)
