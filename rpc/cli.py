@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from rpc.heap import prepare_for_serving
 from rpc.ratelimit import RateLimit
 from rpc.router import RouterTree
 from rpc.settings import Settings
-from store import Durability
+from store import Durability, StoreError
 from store.keys import KeyAdmin, KeyExists
 
 log = logging.getLogger("blueprint")
@@ -339,7 +340,14 @@ def run_keys_revoke(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    # A file from a newer server, or not a database at all: said in a line, not a traceback.
+    try:
+        return int(args.run(args))
+    except StoreError as exc:
+        print(f"blueprint: {exc}", file=sys.stderr)
+    except sqlite3.DatabaseError as exc:
+        print(f"blueprint: {getattr(args, 'db', None) or 'the database'}: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

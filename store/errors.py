@@ -2,6 +2,7 @@
 
 StoreError
 ├── SchemaTooNew        the file was written by a newer server
+├── SQLiteTooOld        the SQLite library lacks what the migrations use
 ├── BlueprintNotFound
 └── StoreUnavailable    the database cannot be written
 """
@@ -12,6 +13,10 @@ class StoreError(Exception):
 
 
 class SchemaTooNew(StoreError):
+    pass
+
+
+class SQLiteTooOld(StoreError):
     pass
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -58,3 +59,27 @@ def test_a_limit_below_one_is_refused_with_the_flag_named(flag, tmp_path: Path, 
 
     assert main(["serve", "--db", str(tmp_path / "bp.db"), flag, "0"]) == 2
     assert f"{flag} must be 1 or more, not 0" in capsys.readouterr().err
+
+
+def test_a_file_from_a_newer_server_is_refused_in_one_line(tmp_path: Path, capsys):
+    from rpc.cli import main
+
+    db = tmp_path / "newer.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    for argv in (["serve", "--db", str(db)], ["keys", "list", "--db", str(db)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"blueprint: {db} has schema version 999, newer than this server")
+        assert "Traceback" not in err
+
+
+def test_a_file_that_is_not_a_database_is_refused_in_one_line(tmp_path: Path, capsys):
+    from rpc.cli import main
+
+    db = tmp_path / "photo.db"
+    db.write_bytes(bytes(range(256)) * 32)
+    assert main(["serve", "--db", str(db)]) == 2
+    assert capsys.readouterr().err == f"blueprint: {db}: file is not a database\n"
+    assert db.read_bytes() == bytes(range(256)) * 32

@@ -6,7 +6,10 @@ from __future__ import annotations
 import sqlite3
 from importlib import resources
 
-from store.errors import SchemaTooNew
+from store.errors import SchemaTooNew, SQLiteTooOld
+
+#: ALTER TABLE ... DROP COLUMN, which migration 0014 uses, came in SQLite 3.35.
+MIN_SQLITE = (3, 35, 0)
 
 
 def _scripts() -> list[tuple[int, str, str]]:
@@ -23,7 +26,13 @@ def latest_version() -> int:
 
 
 def check_version(conn: sqlite3.Connection, path: str) -> int:
-    """The file's schema version; SchemaTooNew if a newer server wrote it."""
+    """The file's schema version; SchemaTooNew if a newer server wrote it, SQLiteTooOld if
+    this SQLite cannot run the migrations."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise SQLiteTooOld(
+            f"blueprint needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer to open {path};"
+            f" Python's sqlite3 module here uses SQLite {sqlite3.sqlite_version}"
+        )
     current: int = conn.execute("PRAGMA user_version").fetchone()[0]
     latest = latest_version()
     if current > latest:

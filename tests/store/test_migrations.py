@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from engine.model import RunOptions
-from store import SchemaTooNew, Store, migrations
+from store import SchemaTooNew, SQLiteTooOld, Store, migrations
 from tests.store._events import created, exec_id, execution, read
 
 SCHEMA = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
@@ -125,3 +125,17 @@ async def test_version_14_moves_what_an_execution_started_with_out_of_its_row(pa
     assert unfinished.options == RunOptions(debug=True)
     columns = {row[1] for row in read(path, "PRAGMA table_info(executions)")}
     assert {"snapshot", "input", "options"}.isdisjoint(columns)
+
+
+async def test_an_sqlite_too_old_for_the_migrations_is_named_and_nothing_is_written(
+    path, monkeypatch
+):
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(SQLiteTooOld) as caught:
+        await Store.open(path)
+    assert str(caught.value) == (
+        f"blueprint needs SQLite 3.35.0 or newer to open {path};"
+        " Python's sqlite3 module here uses SQLite 3.31.1"
+    )
+    assert read(path, "SELECT count(*) FROM sqlite_master") == [(0,)]
