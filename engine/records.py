@@ -22,10 +22,13 @@ class ExecutionStatus(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in _FINAL_EXECUTION
+        return self in FINAL_EXECUTION_STATUSES
 
 
-_FINAL_EXECUTION = {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+#: Members compare and hash as their text, so the set also answers for status strings.
+FINAL_EXECUTION_STATUSES = frozenset(
+    (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+)
 ACTIVE_EXECUTION_STATUSES = (
     ExecutionStatus.QUEUED,
     ExecutionStatus.RUNNING,

@@ -8,14 +8,13 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from engine.records import Execution
+from engine.records import FINAL_EXECUTION_STATUSES, Execution
 from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import read_on_thread
 from store.writer import EventWriter
 
 _execution = msgspec.json.Decoder(Execution)
-_FINAL = ("completed", "failed", "cancelled")
 _ACTIVE = ("queued", "running", "paused")
 
 
@@ -175,7 +174,7 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
     """Delete finished executions (with their steps, outputs, logs, commands, webhook
     deliveries and idempotency keys) and the batches whose executions have all finished; keep
     everything active. A key whose execution is gone starts a new one when used again."""
-    finals = ", ".join(f"'{s}'" for s in _FINAL)
+    finals = ", ".join(f"'{s}'" for s in FINAL_EXECUTION_STATUSES)
     kept = conn.execute(
         f"SELECT count(*) FROM executions WHERE status NOT IN ({finals})"
     ).fetchone()[0]

@@ -17,13 +17,18 @@ import aiosqlite
 import msgspec
 
 from engine.model import Blueprint, RunOptions
-from engine.records import ACTIVE_EXECUTION_STATUSES, Execution, LogLevel, Step
+from engine.records import (
+    ACTIVE_EXECUTION_STATUSES,
+    FINAL_EXECUTION_STATUSES,
+    Execution,
+    LogLevel,
+    Step,
+)
 from store import queries
 from store._thread import read_on_thread
 from store.outputs import StoredOutputs
 from store.status_cache import StatusCache
 
-_FINAL = {"completed", "failed", "cancelled"}
 _STEP_RECORDS = msgspec.json.Decoder(list[Step])
 _decode_execution = msgspec.json.Decoder(Execution).decode
 _decode_step = msgspec.json.Decoder(Step).decode
@@ -385,7 +390,7 @@ def read_status(
     if include:
         parts.append(_included(conn, execution_id, include, record, steps))
     parts.append(b"}")
-    return b"".join(parts), status in _FINAL
+    return b"".join(parts), status in FINAL_EXECUTION_STATUSES
 
 
 def _last_seq(conn: sqlite3.Connection, execution_id: str) -> int:

@@ -31,7 +31,7 @@ from engine.events import (
     StepUpdated,
     WebhookDue,
 )
-from engine.records import Execution, ExecutionStatus, Step
+from engine.records import FINAL_EXECUTION_STATUSES, Execution, Step
 from store import queries
 from store._batch_counts import refresh_batch
 from store._thread import run_on_thread
@@ -45,7 +45,6 @@ Work = Callable[..., Any]
 
 # Used only on the writer's database thread.
 _encode = msgspec.json.Encoder().encode
-_FINAL_STATUSES = frozenset(s.value for s in ExecutionStatus if s.is_final)
 _STORE_AT_ONCE = 8  #: finished statuses stored per transaction, between the engine's groups
 #: How long a group waits for the engine's burst of events to end, and how many it lets pile up.
 _BURST_WAIT_S = 0.05
@@ -391,7 +390,7 @@ def _records_end(data: Any) -> bool:
     return (
         type(data) is dict
         and data.get("event") == "execution"
-        and data.get("status") in _FINAL_STATUSES
+        and data.get("status") in FINAL_EXECUTION_STATUSES
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from engine.records import Execution, ExecutionStatus, LogEntry
+from engine.records import Execution, LogEntry
 from rpc.errors import ErrorCode, RPCError
 from rpc.router import Tracked
 from store.follower import LogFollower, LogRow
@@ -25,7 +25,6 @@ _to_builtins = msgspec.to_builtins
 
 EventId = tuple[int, int]
 _EVENT_ID = re.compile(r"([0-9]{1,18})(?:\.([0-9]{0,18}))?")
-FINAL = frozenset(status.value for status in ExecutionStatus if status.is_final)
 
 
 def parse_event_id(text: str | None) -> EventId | None:

@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from engine.clock import now_iso
-from engine.records import Execution, FinalOutput, LogEntry, LogLevel, Step
+from engine.records import (
+    FINAL_EXECUTION_STATUSES,
+    Execution,
+    FinalOutput,
+    LogEntry,
+    LogLevel,
+    Step,
+)
 from engine.records import ExecutionStatus as Status
 from rpc.context import Context
 from rpc.errors import ErrorCode, RPCError
@@ -237,7 +244,8 @@ async def on_update(ctx: Context, input: UpdatesInput) -> AsyncIterator[Tracked 
             return None
         # The record may be ahead of the rows sent so far: end on the row that says it ended.
         final = (
-            transition.get("event") == "execution" and transition.get("status") in _updates.FINAL
+            transition.get("event") == "execution"
+            and transition.get("status") in FINAL_EXECUTION_STATUSES
         )
         return _updates.execution_update(record, at), one is not None and final
 
