@@ -7,6 +7,7 @@ data against one and names every violation by its path.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from engine.errors import InputInvalid, Problem
@@ -54,8 +55,9 @@ def schema_problems(schema: Any, path: str = "schema") -> list[tuple[str, str]]:
     if "items" in schema:
         problems += schema_problems(schema["items"], f"{path}.items")
     for key in ("minimum", "maximum"):
-        if key in schema and not _is_number(schema[key]):
-            problems.append((f"{path}.{key}", "must be a number"))
+        # JSON has no NaN or infinity (1e400 decodes to one): the log could not keep it.
+        if key in schema and not (_is_number(schema[key]) and math.isfinite(schema[key])):
+            problems.append((f"{path}.{key}", "must be a finite number"))
     for key in ("minLength", "maxLength"):
         if key in schema and not (isinstance(schema[key], int) and schema[key] >= 0):
             problems.append((f"{path}.{key}", "must be a whole number, 0 or more"))

@@ -169,6 +169,17 @@ def test_a_schema_type_that_is_not_a_name_is_a_problem_not_a_crash(registry, sch
     assert where(problems) == {("n", "config.schema.type")}
 
 
+@pytest.mark.parametrize("bound", ["minimum", "maximum"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_an_input_schema_bound_json_cannot_hold_is_a_problem(registry, bound, value):
+    """Found by tests/engine/test_fuzz_blueprints.py: `"minimum": NaN` passed (and so does
+    1e400 sent as JSON, which decodes to infinity), but the snapshot keeps it as null, which
+    fails validation when the blueprint is compiled again to resume or retry."""
+    config = {"prompt": "?", "schema": {"type": "number", bound: value}}
+    problems = problems_of(blueprint({"id": "n", "type": "input", "config": config}), registry)
+    assert where(problems) == {("n", f"config.schema.{bound}")}
+
+
 @pytest.mark.parametrize(
     "config",
     [
