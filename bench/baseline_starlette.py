@@ -2,8 +2,8 @@
 
 Starlette + aiosqlite, one connection, plain queries; the stored JSON blobs are decoded and the
 answer re-encoded (msgspec). No caching, no byte splicing, no custom HTTP protocol. The seeded
-outputs are small enough that the store keeps them inline (store/outputs.py), so reading
-step_outputs directly gives them whole.
+outputs are small enough that the store keeps them inline (store/outputs.py), so reading the
+steps' output column directly gives them whole.
     BENCH_BASELINE_DB=file.db uvicorn bench.baseline_starlette:app --http httptools --loop uvloop
 """
 
@@ -46,8 +46,8 @@ async def get_execution_status(request):
     status["logs"] = [decode(entry) for _, entry in reversed(logs)]
     status["logsTruncated"] = bool(logs) and logs[0][0] > len(logs)  # seq counts from 1
     async with db.execute(
-        "SELECT node_id, output, artifacts FROM step_outputs"
-        " WHERE execution_id = ? AND is_leaf = 1 ORDER BY idx",
+        "SELECT node_id, output, artifacts FROM steps"
+        " WHERE execution_id = ? AND is_leaf = 1 AND output IS NOT NULL ORDER BY idx",
         (execution_id,),
     ) as cur:
         status["finalOutputs"] = [

@@ -197,7 +197,6 @@ def _clear_finished(conn: sqlite3.Connection) -> Cleared:
     ]
     tables = (
         "steps",
-        "step_outputs",
         "logs",
         "controls",
         "webhook_deliveries",

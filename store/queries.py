@@ -15,14 +15,16 @@ INSERT_EXECUTION_INPUTS = (
 UPDATE_EXECUTION = (
     "UPDATE executions SET status = ?, updated_at = ?, ended_at = ?, record = ? WHERE id = ?"
 )
-INSERT_STEP = (
-    "INSERT INTO steps (execution_id, idx, node_id, status, record) VALUES (?, ?, ?, ?, ?)"
-)
+INSERT_STEP = """
+INSERT INTO steps (execution_id, idx, node_id, status, record, is_leaf, output, artifacts,
+    metrics, links)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
 UPDATE_STEP = "UPDATE steps SET status = ?, record = ? WHERE execution_id = ? AND idx = ?"
-UPSERT_OUTPUT = """
-INSERT OR REPLACE INTO step_outputs
-    (execution_id, idx, node_id, is_leaf, output, artifacts, metrics, links)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+UPDATE_STEP_AND_OUTPUT = """
+UPDATE steps SET status = ?, record = ?, is_leaf = ?, output = ?, artifacts = ?, metrics = ?,
+    links = ?
+WHERE execution_id = ? AND idx = ?
 """
 INSERT_LOG = (
     "INSERT INTO logs (execution_id, seq, gid, level, node_id, entry) VALUES (?, ?, ?, ?, ?, ?)"
@@ -65,16 +67,21 @@ def newest_page(
 EXECUTION_RECORD = "SELECT record FROM executions WHERE id = ?"
 STEP_RECORDS = "SELECT record FROM steps WHERE execution_id = ? ORDER BY idx"
 NEWEST_LOGS = "SELECT seq, entry FROM logs WHERE execution_id = ? ORDER BY seq DESC LIMIT ?"
+# A step's output columns are NULL until it has an output (store/migrations/0015).
 FINAL_OUTPUTS = """
-SELECT node_id, output, artifacts, idx, links FROM step_outputs
-WHERE execution_id = ? AND is_leaf = 1 ORDER BY idx
+SELECT node_id, output, artifacts, idx, links FROM steps
+WHERE execution_id = ? AND is_leaf = 1 AND output IS NOT NULL ORDER BY idx
 """
 ALL_OUTPUTS = """
-SELECT node_id, output, artifacts, metrics, idx, links FROM step_outputs
-WHERE execution_id = ? ORDER BY idx
+SELECT node_id, output, artifacts, metrics, idx, links FROM steps
+WHERE execution_id = ? AND output IS NOT NULL ORDER BY idx
 """
-#: Every output row of an execution, as `store.outputs.StoredOutputs` takes them.
-OUTPUT_ROWS = "SELECT idx, output, links FROM step_outputs WHERE execution_id = ?"
+#: Every output of an execution, as `store.outputs.StoredOutputs` takes them.
+OUTPUT_ROWS = "SELECT idx, output, links FROM steps WHERE execution_id = ? AND output IS NOT NULL"
+SUCCEEDED_ARTIFACTS = """
+SELECT node_id, idx, artifacts FROM steps
+WHERE execution_id = ? AND status = 'succeeded' AND output IS NOT NULL
+"""
 FINISHED_STATUS = "SELECT body FROM finished_statuses WHERE execution_id = ?"
 LOCATE_FINISHED_STATUS = "SELECT rowid, body FROM finished_statuses WHERE execution_id = ?"
 FINISHED_STATUS_AT = "SELECT execution_id, body FROM finished_statuses WHERE rowid = ?"

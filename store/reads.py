@@ -266,12 +266,7 @@ def _retry_source(conn: sqlite3.Connection, execution_id: str) -> RetrySource | 
     row = conn.execute(queries.RETRY_SOURCE, (execution_id,)).fetchone()
     if row is None:
         return None
-    succeeded = conn.execute(
-        "SELECT s.node_id, s.idx, o.artifacts FROM steps s"
-        " JOIN step_outputs o ON o.execution_id = s.execution_id AND o.idx = s.idx"
-        " WHERE s.execution_id = ? AND s.status = 'succeeded'",
-        (execution_id,),
-    ).fetchall()
+    succeeded = conn.execute(queries.SUCCEEDED_ARTIFACTS, (execution_id,)).fetchall()
     stored = StoredOutputs(conn.execute(queries.OUTPUT_ROWS, (execution_id,)))
     return RetrySource(
         execution=_decode_execution(row[0]),

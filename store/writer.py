@@ -347,19 +347,29 @@ def _apply_events(conn: sqlite3.Connection, events: list[Event], memory: WriterM
     # Finished before this group, and written to again (a late log line, say).
     revisited = touched - memory.running - created.keys() - set(finished)
     sizes = memory.sizes
+    # Encoded in the order the engine sent them: an output can link to one sent before it.
+    output_columns = {key: _output_columns(event, sizes) for key, event in outputs.items()}
     if created:
-        _insert_executions(conn, created, executions, steps)
+        _insert_executions(conn, created, executions, steps, output_columns)
     conn.executemany(
         queries.UPDATE_EXECUTION,
         [(e.status.value, e.updated_at, e.end_time, _encode(e), e.id) for e in executions.values()],
     )
     conn.executemany(
         queries.UPDATE_STEP,
-        [(s.status.value, _encode(s), key[0], key[1]) for key, s in steps.items()],
+        [
+            (s.status.value, _encode(s), *key)
+            for key, s in steps.items()
+            if key not in output_columns
+        ],
     )
-    if outputs:
+    if output_columns:
         conn.executemany(
-            queries.UPSERT_OUTPUT, [_output_row(event, sizes) for event in outputs.values()]
+            queries.UPDATE_STEP_AND_OUTPUT,
+            [
+                (steps[key].status.value, _encode(steps[key]), *columns, *key)
+                for key, columns in output_columns.items()
+            ],
         )
     gids = None
     if logs:
@@ -399,8 +409,10 @@ def _insert_executions(
     created: dict[str, ExecutionCreated],
     executions: dict[str, Execution],
     steps: dict[tuple[str, int], Step],
+    output_columns: dict[tuple[str, int], _OutputColumns],
 ) -> None:
-    """New executions go in with their newest records, so the updates after skip them."""
+    """New executions go in with their newest records and outputs, so the updates after skip
+    them."""
     rows = []
     input_rows = []
     step_rows = []
@@ -432,25 +444,25 @@ def _insert_executions(
             )
         )
         for index, initial in enumerate(event.steps):
-            step = steps.pop((execution_id, index), initial)
-            step_rows.append((execution_id, index, step.node_id, step.status.value, _encode(step)))
+            key = (execution_id, index)
+            step = steps.pop(key, initial)
+            columns = output_columns.pop(key, _NO_OUTPUT)
+            step_rows.append(
+                (execution_id, index, step.node_id, step.status.value, _encode(step), *columns)
+            )
     conn.executemany(queries.INSERT_EXECUTION, rows)
     conn.executemany(queries.INSERT_EXECUTION_INPUTS, input_rows)
     conn.executemany(queries.INSERT_STEP, step_rows)
 
 
-def _output_row(event: StepUpdated, sizes: OutputSizes) -> tuple[Any, ...]:
+#: A steps row's is_leaf, output, artifacts, metrics and links.
+_OutputColumns = tuple[int, bytes | None, bytes | None, bytes | None, bytes | None]
+_NO_OUTPUT: _OutputColumns = (0, None, None, None, None)
+
+
+def _output_columns(event: StepUpdated, sizes: OutputSizes) -> _OutputColumns:
     artifacts = event.artifacts if event.artifacts is not msgspec.UNSET else ()
     metrics = event.metrics if event.metrics is not msgspec.UNSET else {}
     shared = event.shared if event.shared is not msgspec.UNSET else None
     output, links = encode_output(event.execution_id, event.index, event.output, shared, sizes)
-    return (
-        event.execution_id,
-        event.index,
-        event.step.node_id,
-        int(event.leaf),
-        output,
-        _encode(artifacts),
-        _encode(metrics),
-        links,
-    )
+    return (int(event.leaf), output, _encode(artifacts), _encode(metrics), links)

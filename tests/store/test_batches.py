@@ -375,7 +375,7 @@ async def test_clear_all_deletes_finished_history_and_keeps_what_is_active(store
     assert (await store.batches.get(live))[0].status == "running"
     remaining = {row[0] for row in read(store.path, "SELECT id FROM executions")}
     assert remaining == {live_ids[0], waiting.id}
-    tables = ("steps", "step_outputs", "logs", "controls", "idempotency_keys")
+    tables = ("steps", "logs", "controls", "idempotency_keys")
     for table in tables:
         orphans = read(
             store.path,

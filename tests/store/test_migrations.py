@@ -127,6 +127,59 @@ async def test_version_14_moves_what_an_execution_started_with_out_of_its_row(pa
     assert {"snapshot", "input", "options"}.isdisjoint(columns)
 
 
+async def test_version_15_moves_step_outputs_into_their_steps(path, monkeypatch):
+    """A file written before 0015 keeps every output: resume, a retry and the status read
+    find them in the steps rows, and a step with none still has none."""
+    scripts = migrations._scripts()
+    monkeypatch.setattr(migrations, "_scripts", lambda: [s for s in scripts if s[0] <= 14])
+    await (await Store.open(path)).close()
+    record = execution(exec_id(1))
+    event = created(record, ("a", "b"))
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO executions (id, status, created_at, updated_at, record)"
+            " VALUES (?, 'running', ?, ?, ?)",
+            (record.id, record.start_time, record.updated_at, msgspec.json.encode(record)),
+        )
+        conn.execute(
+            "INSERT INTO execution_inputs (execution_id, snapshot, input, options)"
+            " VALUES (?, ?, 'null', '{}')",
+            (record.id, msgspec.json.encode(event.blueprint)),
+        )
+        for index, initial in enumerate(event.steps):
+            done = msgspec.structs.replace(initial, status="succeeded") if index == 0 else initial
+            conn.execute(
+                "INSERT INTO steps (execution_id, idx, node_id, status, record)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (record.id, index, done.node_id, done.status, msgspec.json.encode(done)),
+            )
+        conn.execute(
+            "INSERT INTO step_outputs (execution_id, idx, node_id, is_leaf, output, artifacts,"
+            " metrics, links) VALUES (?, 0, 'a', 1, ?, ?, ?, NULL)",
+            (record.id, b'{"k":1}', b'[{"name":"r"}]', b'{"rows":3}'),
+        )
+    conn.close()
+    monkeypatch.setattr(migrations, "_scripts", lambda: scripts)
+
+    store = await Store.open(path)
+    try:
+        (unfinished,) = await store.resume_source.load_unfinished()
+        source = await store.executions.retry_source(record.id)
+        status = msgspec.json.decode(await store.executions.status(record.id, 100, ("metrics",)))
+    finally:
+        await store.close()
+    assert unfinished.outputs == {0: {"k": 1}}
+    assert source is not None and source.succeeded == {"a": ({"k": 1}, ({"name": "r"},))}
+    assert status["finalOutputs"] == [
+        {"nodeId": "a", "output": {"k": 1}, "artifacts": [{"name": "r"}]}
+    ]
+    assert status["metrics"]["reported"] == {"a": {"rows": 3}}
+    tables = {row[0] for row in read(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "step_outputs" not in tables
+    assert read(path, "SELECT idx, output IS NULL FROM steps ORDER BY idx") == [(0, 0), (1, 1)]
+
+
 async def test_an_sqlite_too_old_for_the_migrations_is_named_and_nothing_is_written(
     path, monkeypatch
 ):

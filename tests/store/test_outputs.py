@@ -32,7 +32,8 @@ def nested(n: int, value: Any) -> Any:
 def output_rows(store: Store, execution_id: str) -> list[tuple[int, bytes, bytes | None]]:
     with sqlite3.connect(store.path) as conn:
         rows = conn.execute(
-            "SELECT idx, output, links FROM step_outputs WHERE execution_id = ? ORDER BY idx",
+            "SELECT idx, output, links FROM steps WHERE execution_id = ? AND output IS NOT NULL"
+            " ORDER BY idx",
             (execution_id,),
         ).fetchall()
     conn.close()

@@ -73,7 +73,7 @@ async def test_a_flushed_run_is_visible_to_another_connection(store, path, run_b
     assert steps == [("a", "succeeded"), ("b", "succeeded")]
     seqs = read(path, "SELECT seq FROM logs WHERE execution_id = ? ORDER BY seq", execution_id)
     assert [s for (s,) in seqs] == list(range(1, len(seqs) + 1))
-    sql = "SELECT node_id, output FROM step_outputs WHERE execution_id = ?"
+    sql = "SELECT node_id, output FROM steps WHERE execution_id = ? AND output IS NOT NULL"
     outputs = read(path, sql, execution_id)
     assert outputs == [("a", b'{"k":1}'), ("b", b'{"a":{"k":1}}')]
 
@@ -158,7 +158,7 @@ async def test_the_output_of_a_step_is_kept_when_a_later_event_has_none(store, p
     store.writer.emit(step_updated(record.id, 0, succeeded))
     await store.writer.flush()
 
-    sql = "SELECT output, is_leaf, artifacts, metrics FROM step_outputs"
+    sql = "SELECT output, is_leaf, artifacts, metrics FROM steps"
     assert read(path, sql) == [(b'{"n":1}', 1, b"[]", b"{}")]
 
 
