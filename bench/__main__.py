@@ -2,8 +2,8 @@
 
 engine  durable steps/s of the in-process engine on a real Store (chain, fan-out, concurrent)
 http    execution.getExecutionStatus through `blueprint serve`, with wrk, against N seeded
-        executions, pinned and unpinned, beside a Starlette + aiosqlite baseline and the
-        ceiling of a server that does no work
+        executions, pinned and unpinned, beside a Starlette + aiosqlite baseline, Starlette
+        alone answering a fixed status, and the ceiling of a server that does no work
 
 Each measurement runs `--runs` times (3); the table shows the median and the spread. Raw
 numbers go to bench/results/<name>-<UTC timestamp>.json.
@@ -159,6 +159,10 @@ def render_table(results: dict[str, Any]) -> str:
             f"http: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']:g}s, random id "
             f"per request; pinned = server on CPU {s['server_cpu']}, wrk on CPU {s['wrk_cpu']}; "
             "cache on = the default 64 MiB cache of finished statuses"
+        )
+        out.append(
+            "http Starlette alone: the baseline's uvicorn + Starlette answering one fixed "
+            "status, no database: the most a Starlette + aiosqlite endpoint serves here"
         )
         out.append(
             "http ceiling: a bare uvloop protocol answering one fixed status, reading nothing: "

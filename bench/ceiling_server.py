@@ -18,11 +18,16 @@ import sys
 import uvloop
 
 
-def response(db: str) -> bytes:
+def answer_body(db: str) -> bytes:
+    """The tRPC answer for the first finished status stored in `db`."""
     with sqlite3.connect(db) as conn:
         (status,) = conn.execute("SELECT body FROM finished_statuses LIMIT 1").fetchone()
     conn.close()
-    body = b'{"result":{"data":{"json":%s}}}' % status
+    return b'{"result":{"data":{"json":%s}}}' % status
+
+
+def response(db: str) -> bytes:
+    body = answer_body(db)
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
     return head % len(body) + body
 

@@ -7,8 +7,10 @@ the server's log for ERROR lines after each run.
 
 Variants: (A) `blueprint serve` with default settings (finished statuses cached, 64 MiB);
 (B) the same with the cache off (`--status-cache-bytes 0`), run only when `serve` has the
-flag; the baseline, bench/baseline_starlette.py under uvicorn (httptools, uvloop); and the
-ceiling, bench/ceiling_server.py, which answers a fixed status doing no work at all.
+flag; the baseline, bench/baseline_starlette.py under uvicorn (httptools, uvloop); Starlette
+alone, bench/starlette_fixed.py, the baseline's framework answering a fixed status with no
+database (the most any Starlette + aiosqlite endpoint can serve here); and the ceiling,
+bench/ceiling_server.py, which answers a fixed status doing no work at all.
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ class Variant:
             return [sys.executable, "-m", "bench.ceiling_server", str(port)], {
                 "BENCH_CEILING_DB": str(db)
             }
-        if self.key == "baseline":
+        if self.key in UVICORN_APPS:
+            app, variable = UVICORN_APPS[self.key]
             return [
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "bench.baseline_starlette:app",
+                app,
                 *host,
                 "--http",
                 "httptools",
@@ -65,7 +68,7 @@ class Variant:
                 "--log-level",
                 "warning",
                 "--no-access-log",
-            ], {"BENCH_BASELINE_DB": str(db)}
+            ], {variable: str(db)}
         command = [sys.executable, "-m", "rpc.cli", "serve", *host, "--db", str(db)]
         # Keys on, as in production (each request pays for its check); the rate limit off, as
         # one client making thousands of calls a second is what this measures.
@@ -78,7 +81,13 @@ class Variant:
 VARIANT_A = Variant("A", "A: blueprint, cache on")
 VARIANT_B = Variant("B", "B: blueprint, cache off")
 BASELINE = Variant("baseline", "baseline: Starlette + aiosqlite")
+STARLETTE = Variant("starlette", "Starlette alone: fixed answer, no database")
 CEILING = Variant("ceiling", "ceiling: fixed answer, no work")
+#: The variants served by uvicorn: their app, and the variable that names the seeded file.
+UVICORN_APPS = {
+    "baseline": ("bench.baseline_starlette:app", "BENCH_BASELINE_DB"),
+    "starlette": ("bench.starlette_fixed:app", "BENCH_STARLETTE_DB"),
+}
 
 
 def status_path(execution_id: str) -> str:
@@ -305,11 +314,11 @@ def run_config(
     server = Server(variant, db, pinned, log_path, key)
     try:
         server.start()
-        # The same execution must read as the same JSON from every server (but the ceiling,
-        # whose one answer is some execution's).
+        # The same execution must read as the same JSON from every server (but those with a
+        # fixed answer, which is some execution's).
         probe = ids[len(ids) // 2]
         status, size = server.status(probe)
-        if variant is CEILING:
+        if variant in (STARLETTE, CEILING):
             pass
         elif probe not in reference:
             reference[probe] = status
@@ -353,7 +362,7 @@ def run_http(quick: bool, runs: int, duration: float) -> dict[str, Any]:
     sizes = [1_000, 10_000] if quick else [1_000, 100_000]
     pin_modes = [True, False] if can_pin() else [False]
     cache_flag = has_cache_flag()
-    variants = [VARIANT_A, *([VARIANT_B] if cache_flag else []), BASELINE, CEILING]
+    variants = [VARIANT_A, *([VARIANT_B] if cache_flag else []), BASELINE, STARLETTE, CEILING]
     settings = {
         "threads": THREADS,
         "connections": CONNECTIONS,
