@@ -2,8 +2,9 @@
 
 engine  durable steps/s of the in-process engine on a real Store (chain, fan-out, concurrent)
 http    execution.getExecutionStatus through `blueprint serve`, with wrk, against N seeded
-        executions, pinned and unpinned, beside a Starlette + aiosqlite baseline, Starlette
-        alone answering a fixed status, and the ceiling of a server that does no work
+        executions, pinned and unpinned, beside a Starlette + aiosqlite baseline, the
+        official Node tRPC server, Starlette alone answering a fixed status, and the ceiling
+        of a server that does no work
 
 Each measurement runs `--runs` times (3); the table shows the median and the spread. Raw
 numbers go to bench/results/<name>-<UTC timestamp>.json.
@@ -159,6 +160,11 @@ def render_table(results: dict[str, Any]) -> str:
             f"http: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']:g}s, random id "
             f"per request; pinned = server on CPU {s['server_cpu']}, wrk on CPU {s['wrk_cpu']}; "
             "cache on = the default 64 MiB cache of finished statuses"
+        )
+        out.append(
+            "http Node tRPC server: bench/node_trpc/server.mjs, @trpc/server's standalone "
+            "adapter with superjson and zod, the baseline's queries on better-sqlite3; "
+            + http["node"].removeprefix("run: ")
         )
         out.append(
             "http Starlette alone: the baseline's uvicorn + Starlette answering one fixed "

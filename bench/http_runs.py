@@ -7,7 +7,8 @@ the server's log for ERROR lines after each run.
 
 Variants: (A) `blueprint serve` with default settings (finished statuses cached, 64 MiB);
 (B) the same with the cache off (`--status-cache-bytes 0`), run only when `serve` has the
-flag; the baseline, bench/baseline_starlette.py under uvicorn (httptools, uvloop); Starlette
+flag; the baseline, bench/baseline_starlette.py under uvicorn (httptools, uvloop); the
+official Node tRPC server, bench/node_trpc/server.mjs (the same queries and JSON); Starlette
 alone, bench/starlette_fixed.py, the baseline's framework answering a fixed status with no
 database (the most any Starlette + aiosqlite endpoint can serve here); and the ceiling,
 bench/ceiling_server.py, which answers a fixed status doing no work at all.
@@ -31,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from bench import node_server
 from bench.common import REPO, BenchError, ForeignLoad, free_port, say, stop, summary, track
 from bench.seed import seed_file
 from store.keys import KeyAdmin
@@ -49,6 +51,8 @@ class Variant:
 
     def command(self, port: int, db: Path) -> tuple[list[str], dict[str, str]]:
         host = ["--host", "127.0.0.1", "--port", str(port)]
+        if self.key == "node":
+            return ["node", str(node_server.SERVER), str(port), str(db)], {}
         if self.key == "ceiling":
             return [sys.executable, "-m", "bench.ceiling_server", str(port)], {
                 "BENCH_CEILING_DB": str(db)
@@ -81,6 +85,7 @@ class Variant:
 VARIANT_A = Variant("A", "A: blueprint, cache on")
 VARIANT_B = Variant("B", "B: blueprint, cache off")
 BASELINE = Variant("baseline", "baseline: Starlette + aiosqlite")
+NODE = Variant("node", "Node tRPC server + better-sqlite3")
 STARLETTE = Variant("starlette", "Starlette alone: fixed answer, no database")
 CEILING = Variant("ceiling", "ceiling: fixed answer, no work")
 #: The variants served by uvicorn: their app, and the variable that names the seeded file.
@@ -140,6 +145,16 @@ def has_cache_flag() -> bool:
     if done.returncode != 0:
         raise BenchError(f"`blueprint serve --help` failed:\n{done.stdout}{done.stderr}")
     return CACHE_FLAG in done.stdout
+
+
+def node_variant() -> tuple[list[Variant], str]:
+    """The Node tRPC server, installed and built first if need be; or none, and why."""
+    try:
+        node = node_server.prepare()
+    except node_server.NodeServerUnavailable as exc:
+        say(f"  note: the Node tRPC server is skipped: {exc}")
+        return [], f"not run: {exc}"
+    return [NODE], f"run: Node {node_server.version(node)}"
 
 
 # Servers
@@ -362,7 +377,15 @@ def run_http(quick: bool, runs: int, duration: float) -> dict[str, Any]:
     sizes = [1_000, 10_000] if quick else [1_000, 100_000]
     pin_modes = [True, False] if can_pin() else [False]
     cache_flag = has_cache_flag()
-    variants = [VARIANT_A, *([VARIANT_B] if cache_flag else []), BASELINE, STARLETTE, CEILING]
+    node, node_note = node_variant()
+    variants = [
+        VARIANT_A,
+        *([VARIANT_B] if cache_flag else []),
+        BASELINE,
+        *node,
+        STARLETTE,
+        CEILING,
+    ]
     settings = {
         "threads": THREADS,
         "connections": CONNECTIONS,
@@ -380,6 +403,7 @@ def run_http(quick: bool, runs: int, duration: float) -> dict[str, Any]:
         if cache_flag
         else f"not run: `blueprint serve` has no {CACHE_FLAG} flag, so the cache cannot be "
         "turned off from the command line",
+        "node": node_note,
         "pinning": "run" if len(pin_modes) == 2 else "not run: needs taskset and 2 CPUs",
         "seeds": {},
         "configs": [],
