@@ -233,6 +233,35 @@ async def test_nesting_deeper_than_the_limit_is_bad_request():
     assert "deeper than the limit of 5" in error_of(body(deep))["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "input", "headers"),
+    [
+        ("greet", '{"json":{"name":"bob"}}', {}),
+        ("echo", "", {}),
+        ("echo", NO_INPUT, {}),
+        ("greet", '{"json":{"name":3}}', {}),
+        ("greet", '{"json":', {}),
+        ("echo", '{"json":{"text":"' + "x" * 2000 + '"}}', {}),
+        ("echo", '{"json":{"extra":' + "[" * 70 + "]" * 70 + "}}", {}),
+        ("nope", '{"json":1}', {}),
+        ("greet,echo", '{"json":1}', {}),
+        ("add", '{"json":{"a":1,"b":2}}', {}),
+        ("boom", "", {}),
+        ("greet", '{"json":{"name":"bob"}}', {"trpc-accept": "application/jsonl"}),
+    ],
+)
+async def test_a_lone_input_parameter_answers_as_the_general_parse_does(path, input, headers):
+    """A GET whose only parameter is its input is taken without the general parse: any other
+    parameter sends it the general way, and the two answers must be the same, bytes and all."""
+    resolver = make_resolver(max_input_bytes=1000)
+    alone = ("input=" + quote(input)).encode()
+    answers = []
+    for query in (alone, alone + b"&unused=1", alone):  # the third: once parsed, remembered
+        response = await resolver.resolve(HTTPRequest("GET", path, query, headers))
+        answers.append((response.status, response.headers, response.body))
+    assert answers[0] == answers[1] == answers[2]
+
+
 async def test_head_is_204_and_other_methods_are_refused():
     assert (await make_resolver().resolve(HTTPRequest("HEAD", "noinput"))).status == 204
     response = await make_resolver().resolve(HTTPRequest("PUT", "noinput"))
