@@ -32,4 +32,4 @@ $(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
 	npm ci --prefix $(CLIENT) --no-audit --no-fund --loglevel=error
 
 clean:
-	rm -rf $(VENV) $(CLIENT)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENT)/node_modules bench/node_trpc/node_modules .pytest_cache .mypy_cache .ruff_cache
