@@ -38,7 +38,6 @@ def prepare() -> str:
     if not _STAMP.exists() or _STAMP.stat().st_mtime < lock.stat().st_mtime:
         say("  installing bench/node_trpc (npm ci)")
         _run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"])
-        _BINARY.unlink(missing_ok=True)
     if not _BINARY.exists():
         say("  compiling better-sqlite3 for the Node tRPC server (about 2 minutes, once)")
         command = [node, str(_NODE_GYP), "rebuild", "--release", f"--jobs={os.cpu_count() or 1}"]
