@@ -431,7 +431,7 @@ def _require_json_content(headers: Mapping[str, str]) -> None:
 def _connection_params(params: dict[str, bytes]) -> Mapping[str, str]:
     raw = params.get("connectionParams")
     if not raw:
-        return {}
+        return _NO_CONNECTION_PARAMS
     return codec.parse_json_object_of_strings(raw)
 
 
