@@ -1,6 +1,9 @@
 """The execution log: an SQLite file through aiosqlite, the only code that speaks SQL."""
 
-from store.database import Durability, Store
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from store.errors import (
     BlueprintNotFound,
     SchemaTooNew,
@@ -8,6 +11,10 @@ from store.errors import (
     StoreError,
     StoreUnavailable,
 )
+from store.pragmas import Durability
+
+if TYPE_CHECKING:
+    from store.database import Store
 
 __all__ = [
     "BlueprintNotFound",
@@ -18,3 +25,13 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The writer process imports store's modules, but needs neither aiosqlite nor the rest
+    # of what opening a Store brings: it starts faster without them.
+    if name == "Store":
+        from store.database import Store
+
+        return Store
+    raise AttributeError(f"module 'store' has no attribute {name!r}")

@@ -1,9 +1,6 @@
-"""Opening the SQLite file: two connections (one writer, one reader), pragmas and migrations.
+"""Opening the SQLite file: migrations, the reader connection, and the writer process.
 
-WAL lets the reader see the last commit while the writer works. `synchronous=NORMAL` (the
-default durability) survives a crash of the server process, which is what SIGKILL does, but
-the newest commits can be lost if the machine itself loses power; `synchronous=FULL`
-(`--durability strict`) survives that too, at the cost of an fsync per commit.
+The pragmas every connection takes, and what the durability settings mean: store/pragmas.py.
 """
 
 from __future__ import annotations
@@ -14,44 +11,31 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterable
-from enum import StrEnum
 from pathlib import Path
 
 import aiosqlite
 
 from store import migrations
-from store._thread import run_on_thread
 from store.batches import Batches
 from store.blueprints import Blueprints
 from store.controls import Controls
+from store.errors import StoreError
 from store.follower import LogFollower
+from store.groups import Committed
 from store.idempotency import IdempotencyKeys
 from store.keys import KeyRing
 from store.owners import Owners
-from store.reads import MMAP_PRAGMA, ExecutionReads, StoredStatuses
+from store.pragmas import Durability, pragmas
+from store.reads import ExecutionReads, StoredStatuses
 from store.resume import LogResumeSource
 from store.status_cache import StatusCache
 from store.webhooks import Deliveries
-from store.writer import Committed, EventWriter
+from store.writer import EventWriter
 
 log = logging.getLogger("blueprint.store")
 
 
-class Durability(StrEnum):
-    NORMAL = "normal"  #: synchronous=NORMAL: survives a process crash
-    STRICT = "strict"  #: synchronous=FULL: survives power loss too
-
-
 KEY_USES_SECONDS = 10.0  #: how often `keys list` learns when keys were last used
-
-_PRAGMAS = (
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA busy_timeout = 5000",
-    "PRAGMA foreign_keys = ON",
-    "PRAGMA cache_size = -65536",
-    "PRAGMA temp_store = MEMORY",
-    MMAP_PRAGMA,
-)
 
 
 class Store:
@@ -60,18 +44,17 @@ class Store:
     def __init__(
         self,
         path: str,
-        writer_db: aiosqlite.Connection,
+        durability: Durability,
         reader_db: aiosqlite.Connection,
         cache: StatusCache,
-        stored: StoredStatuses | None = None,
+        stored: StoredStatuses,
     ) -> None:
         self.path = path
         self._stored = stored
-        self._writer_db = writer_db
         self._reader_db = reader_db
         self.cache = cache
         self.follower = LogFollower(reader_db, changed=self._changed, cleared=cache.clear)
-        self.writer = EventWriter(writer_db, on_commit=self._committed)
+        self.writer = EventWriter(path, durability, on_commit=self._committed)
         self.executions = ExecutionReads(reader_db, cache, stored)
         self.blueprints = Blueprints(self.writer, reader_db)
         self.resume_source = LogResumeSource(reader_db)
@@ -90,23 +73,23 @@ class Store:
         durability: Durability = Durability.NORMAL,
         cache_bytes: int = 64 * 1024 * 1024,
     ) -> Store:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer_db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            # Before any pragma: a file from a newer server is refused untouched.
-            await run_on_thread(writer_db, migrations.check_version, os.fspath(path))
-            await _configure(writer_db, durability)
-            await run_on_thread(writer_db, migrations.migrate, os.fspath(path))
-            reader_db = await _connect(path, durability)
-        except BaseException:
-            await writer_db.close()
-            raise
+        path = os.fspath(path)
+        if path == ":memory:" or path.startswith("file:"):
+            raise StoreError(
+                f"the execution log needs a file path, not {path!r}: the writer process and "
+                "the server's reader must open the same file"
+            )
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_migrate, path, durability)
+        reader_db = await _connect(path, durability)
         await reader_db.create_function("casefold", 1, str.casefold, deterministic=True)
-        # A second ":memory:" connection would be another, empty, database.
-        stored = StoredStatuses(os.fspath(path)) if path != ":memory:" else None
-        store = cls(os.fspath(path), writer_db, reader_db, StatusCache(cache_bytes), stored)
-        store.writer.start()
+        store = cls(path, durability, reader_db, StatusCache(cache_bytes), StoredStatuses(path))
+        try:
+            await store.writer.start()
+        except BaseException:
+            store._stored.close()
+            await reader_db.close()
+            raise
         await store.follower.start()
         store.keys.load()
         store._key_uses_task = asyncio.ensure_future(store._write_key_uses_forever())
@@ -126,8 +109,7 @@ class Store:
 
     def _changed(self, execution_ids: Iterable[str]) -> None:
         """These executions were written to, here or by another server sharing the file."""
-        if self._stored is not None:
-            self._stored.refresh()
+        self._stored.refresh()
         self.cache.invalidate(execution_ids)
 
     async def ping(self) -> bool:
@@ -138,7 +120,7 @@ class Store:
         return True
 
     async def close(self) -> None:
-        """Write everything queued, then close both connections."""
+        """Write everything queued, then stop the writer process and close the reader."""
         try:
             if self._key_uses_task is not None:
                 self._key_uses_task.cancel()
@@ -149,10 +131,8 @@ class Store:
             await self.follower.close()
             await self.writer.close()
         finally:
-            if self._stored is not None:
-                self._stored.close()
+            self._stored.close()
             await self._reader_db.close()
-            await self._writer_db.close()
 
 
 async def _connect(path: str, durability: Durability) -> aiosqlite.Connection:
@@ -166,7 +146,17 @@ async def _connect(path: str, durability: Durability) -> aiosqlite.Connection:
 
 
 async def _configure(db: aiosqlite.Connection, durability: Durability) -> None:
-    for pragma in _PRAGMAS:
+    for pragma in pragmas(durability):
         await db.execute(pragma)
-    synchronous = "FULL" if durability is Durability.STRICT else "NORMAL"
-    await db.execute(f"PRAGMA synchronous = {synchronous}")
+
+
+def _migrate(path: str, durability: Durability) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        # Before any pragma: a file from a newer server is refused untouched.
+        migrations.check_version(conn, path)
+        for pragma in pragmas(durability):
+            conn.execute(pragma)
+        migrations.migrate(conn, path)
+    finally:
+        conn.close()

@@ -27,6 +27,7 @@ from engine.records import (
 from store import queries
 from store._thread import read_on_thread
 from store.outputs import StoredOutputs
+from store.pragmas import MMAP_PRAGMA
 from store.status_cache import StatusCache
 
 _STEP_RECORDS = msgspec.json.Decoder(list[Step])
@@ -42,10 +43,6 @@ INCLUDE_OPTIONS = ("artifacts", "metrics", "outputs")
 #: finished executions (store.finished).
 SNAPSHOT_LOGS_LIMIT = 100
 _SNAPSHOT_VARIANT: tuple[int, tuple[str, ...]] = (SNAPSHOT_LOGS_LIMIT, ())
-#: Pages come straight from the OS page cache, not through a read() each: on a file larger
-#: than SQLite's page cache (a big log), status reads got 10-20% faster in `make bench`. SQLite
-#: caps this at its build's limit (2 GiB in Debian's); pages past it are read() as before.
-MMAP_PRAGMA = "PRAGMA mmap_size = 2147418112"
 _CACHE_PRAGMA = "PRAGMA cache_size = -65536"  #: 64 MiB, for pages past the mapped part
 #: How many executions read once are remembered: a second read among the next several thousand
 #: admits a status to memory. A poll comes back within that many reads; uniform reads over a

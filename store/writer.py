@@ -1,76 +1,83 @@
-"""The one writer: the engine's events and other writes, grouped into transactions.
+"""The one writer: the engine's events and other writes, grouped into transactions that the
+writer process commits (store/writer_process.py, store/groups.py).
 
-Events queue in memory while a transaction is on the database thread; the next transaction
-takes all of them, so under load many transitions share one commit and one round trip, and
-the engine never waits for a commit. Within a group, only the newest record of each step and
-execution is written. A group commits whole or not at all, so the log always holds a prefix of
-what the engine did, and a restart resumes from a consistent state.
+Events queue in memory while the writer process commits a group; the next group takes all of
+them, so under load many transitions share one commit and one trip over the pipe, and the
+engine never waits for a commit: it goes on, on its own core, while the writer writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
-import sqlite3
+import pickle
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-import aiosqlite
 import msgspec
 
-from engine.clock import now_iso, now_ms
-from engine.events import (
-    ControlApplied,
-    Event,
-    ExecutionCreated,
-    ExecutionUpdated,
-    LogAppended,
-    StepUpdated,
-    WebhookDue,
-)
-from engine.records import FINAL_EXECUTION_STATUSES, Execution, Step
-from store import queries
-from store._batch_counts import refresh_batch
-from store._thread import run_on_thread
+from engine.events import Event, ExecutionUpdated, LogAppended, StepUpdated
+from store import _wire
 from store.errors import StoreUnavailable
-from store.finished import rebuild_stored, refresh_finished
+from store.groups import (
+    Committed,
+    EventRow,
+    GroupRow,
+    LogRow,
+    StepOutputRow,
+    StepRow,
+    Work,
+    execution_row,
+    records_end,
+)
 from store.outputs import OutputSizes, encode_output
+from store.pragmas import Durability
+from store.writer_link import WriterProcess
 
 log = logging.getLogger("blueprint.store")
-T = TypeVar("T")
-Work = Callable[..., Any]
 
-# Used only on the writer's database thread.
 _encode = msgspec.json.Encoder().encode
-_STORE_AT_ONCE = 8  #: finished statuses stored per transaction, between the engine's groups
-#: How long a group waits for the engine's burst of events to end, and how many it lets pile up.
-_BURST_WAIT_S = 0.05
-_BURST_EVENTS = 4096
-_UNSTORED_LIMIT = 100_000  #: beyond this many waiting, more are read the long way
+_NULL = msgspec.Raw(b"null")
+#: Groups sent and not yet answered, at most; beyond, events wait and the next group is larger.
+_MAX_IN_FLIGHT = 16
+_SEND_AT = 512  #: events queued in one turn of the loop that go out without waiting for the next
 
 
 class _Write:
     """An ad-hoc write (a blueprint saved, say) that rides in the next group's transaction."""
 
-    __slots__ = ("args", "error", "future", "result", "work")
+    __slots__ = ("args", "future", "work")
 
     def __init__(self, work: Work, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
         self.work = work
         self.args = args
         self.future = future
-        self.result: Any = None
-        self.error: BaseException | None = None
+
+
+class _Sent:
+    """A group sent to the writer process, until it answers."""
+
+    __slots__ = ("events", "writes")
+
+    def __init__(self, events: list[Event], writes: list[_Write]) -> None:
+        self.events = events
+        self.writes = writes
 
 
 class EventWriter:
-    """The engine's EventSink, backed by the database."""
+    """The engine's EventSink, backed by the writer process.
 
-    def __init__(self, db: aiosqlite.Connection, on_commit: Callable[[Committed], None]) -> None:
-        self._db = db
+    Groups go out as soon as the writer task gets a turn, without waiting for the one before
+    to commit: the writer process merges what has come into one transaction, so it works
+    while the engine does. Answers come back in order. If a group fails, the writer process
+    refuses the ones after it, and they all come back here to be sent again, in order."""
+
+    def __init__(
+        self, path: str, durability: Durability, on_commit: Callable[[Committed], None]
+    ) -> None:
         self._on_commit = on_commit
+        self._process = WriterProcess(path, durability, on_stored=self._stored)
         self._events: list[Event] = []
         self._writes: list[_Write] = []
         self._emitted = 0
@@ -80,28 +87,38 @@ class EventWriter:
         self._closing = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self._memory = WriterMemory()
-        #: Finished executions whose status is not stored yet (an ordered set).
-        self._unstored: dict[str, None] = {}
-        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._in_flight: deque[_Sent] = deque()
+        #: Events of groups that failed, in order, while the ones after them come back.
+        self._returned: list[Event] | None = None
+        self._failures = 0
+        #: Expanded sizes of the outputs of running executions, to tell which to link.
+        self._sizes = OutputSizes()
+
+    @property
+    def process_id(self) -> int | None:
+        """The writer process's, while one runs."""
+        return self._process.pid
+
+    async def start(self) -> None:
+        """Start the writer process; returns once it can write."""
+        await self._process.start()
+        self._task = asyncio.ensure_future(self._run())
 
     async def idle(self) -> None:
         """Everything emitted written, and every finished execution's status stored."""
         await self.flush()
-        while self._unstored and not self._closed:
-            future = asyncio.get_running_loop().create_future()
-            self._idle_waiters.append(future)
-            self._wake.set()
-            await future
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+        if not self._closed:
+            await self._process.send(_wire.StoreAll())
 
     def emit(self, event: Event) -> None:
         if self._closed:
             raise StoreUnavailable("the execution log is closed")
         self._events.append(event)
         self._emitted += 1
+        if len(self._events) >= _SEND_AT and self._can_send() and self._process.running:
+            # A long run of inline nodes gives the writer task no turn: send from here, so
+            # the writer process works while the engine does.
+            self._send(False)
         self._wake.set()
 
     async def flush(self) -> None:
@@ -114,103 +131,156 @@ class EventWriter:
         await future
 
     async def write(self, work: Work, *args: Any) -> Any:
-        """`work(connection, *args)` inside a transaction, after everything emitted so far."""
+        """`work(connection, *args)` inside a transaction, after everything emitted so far.
+
+        It runs in the writer process: `work` must be a module-level function, and its
+        arguments, result and errors must pickle."""
         future = asyncio.get_running_loop().create_future()
         self._writes.append(_Write(work, args, future))
         self._wake.set()
         return await future
 
     async def close(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued, then stop the writer process."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-        self._closed = True
+        try:
+            if self._task is not None:
+                await self._task
+        finally:
+            self._closed = True
+            await self._process.close()
 
     async def _run(self) -> None:
-        failures = 0
+        resume = False
         while True:
-            if not self._events and not self._writes:
-                if self._closing:
-                    self._wake_idle_waiters()
-                    return
-                if self._unstored:
-                    await self._store_finished()
+            if self._returned is not None:
+                if self._in_flight:  # more will come back
+                    await self._woken()
                     continue
-                await self._wake.wait()
-                self._wake.clear()
+                self._events = self._returned + self._events
+                self._returned = None
+                await asyncio.sleep(min(0.05 * 2**self._failures, 2.0))
+                resume = True
                 continue
-            if not self._closing:
-                await self._burst_ended()
-            events, self._events = self._events, []
-            writes, self._writes = self._writes, []
-            try:
-                touched = await run_on_thread(self._db, write_group, events, writes, self._memory)
-            except sqlite3.IntegrityError as exc:
-                # One event breaks a constraint: no retry can pass, so write the rest alone.
-                log.error("an event breaks a constraint of the execution log: %s", exc)
-                touched = await run_on_thread(self._db, write_one_by_one, events, self._memory)
-                for write in writes:  # their transaction was rolled back; the caller may retry
-                    write.error = StoreUnavailable(f"not written, retry: {exc}")
-            except Exception as exc:
-                failures += 1
-                self._events = events + self._events  # kept, in order, for the next try
-                self._fail_waiters(writes, exc)
-                log.error("writing the execution log failed (try %d): %s", failures, exc)
-                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
-                continue
-            failures = 0
-            self._committed += len(events)
-            if len(self._unstored) < _UNSTORED_LIMIT:
-                self._unstored.update(dict.fromkeys(touched.finished))
-            self._settle(writes)
-            self._on_commit(touched)
-
-    async def _burst_ended(self) -> None:
-        """Wait for a loop turn that adds no event: the end of the engine's burst of inline
-        nodes, at most _BURST_WAIT_S or _BURST_EVENTS away.
-
-        A group written during the burst fights the engine for the GIL: the database thread
-        lets it go for each row it steps and then waits to get it back, up to the switch
-        interval (5 ms), while the engine holds it. The same events written after the burst
-        go in one group, in a fraction of the time: 10-25% more steps/s in `make bench`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _BURST_WAIT_S
-        while len(self._events) < _BURST_EVENTS and not self._closing:
-            pending = len(self._events)
-            await asyncio.sleep(0)
-            if len(self._events) == pending or loop.time() >= deadline:
+            if self._events or self._writes:
+                if self._can_send():
+                    self._send(resume)
+                    resume = False
+                    continue
+            elif self._closing and not self._in_flight:
                 return
+            await self._woken()
 
-    async def _store_finished(self) -> None:
-        """Store some finished statuses while nothing else waits: the engine's events go
-        first, so this costs it nothing; until then a status read takes the long way."""
-        batch = list(itertools.islice(self._unstored, _STORE_AT_ONCE))
+    def _can_send(self) -> bool:
+        return (
+            self._returned is None
+            and len(self._in_flight) < _MAX_IN_FLIGHT
+            and self._task is not None
+        )
+
+    async def _woken(self) -> None:
+        await self._wake.wait()
+        self._wake.clear()
+
+    def _send(self, resume: bool) -> None:
+        events, self._events = self._events, []
+        writes, self._writes = self._writes, []
+        sendable = [(w, blob) for w in writes if (blob := _pickled(w)) is not None]
+        sent = _Sent(events, [write for write, _ in sendable])
+        self._in_flight.append(sent)
+        if not self._process.running:
+            answer = self._restarted(resume)
+        else:
+            group = _wire.WriteGroup(
+                rows=self._rows(events),
+                writes=[blob for _, blob in sendable],
+                resume=resume,
+            )
+            answer = self._process.send(group)
+        answer.add_done_callback(lambda done: self._answered(sent, done))
+
+    def _restarted(self, resume: bool) -> asyncio.Future[_wire.Message]:
+        """The writer process ended: start another, and have this group sent again after."""
+
+        async def restart() -> _wire.Message:
+            await self._process.start()
+            return _wire.GroupFailed(error="sent again after the writer process restarted")
+
+        return asyncio.ensure_future(restart())
+
+    def _answered(self, sent: _Sent, done: asyncio.Future[_wire.Message]) -> None:
+        assert self._in_flight[0] is sent, "answers come in the order groups were sent"
+        self._in_flight.popleft()
+        self._wake.set()
         try:
-            await run_on_thread(self._db, store_finished, batch)
+            answer = done.result()
+            if isinstance(answer, _wire.GroupFailed):
+                raise StoreUnavailable(answer.error)
+            assert isinstance(answer, _wire.GroupWritten)
         except Exception as exc:
-            log.warning("storing finished statuses failed (read the long way): %s", exc)
-        for execution_id in batch:
-            self._unstored.pop(execution_id, None)
-        self._on_commit(Committed(set()))  # readers may now find those rows
-        if not self._unstored:
-            self._wake_idle_waiters()
+            self._failed(sent, exc)
+            return
+        self._failures = 0
+        self._committed += len(sent.events)
+        for execution_id in answer.committed.finished:
+            self._sizes.forget(execution_id)
+        self._settle(sent.writes, answer.writes)
+        self._on_commit(answer.committed)
 
-    def _wake_idle_waiters(self) -> None:
-        waiters, self._idle_waiters = self._idle_waiters, []
-        for future in waiters:
-            if not future.done():
-                future.set_result(None)
+    def _failed(self, sent: _Sent, exc: Exception) -> None:
+        if self._returned is None:
+            self._returned = []
+            self._failures += 1
+            log.error("writing the execution log failed (try %d): %s", self._failures, exc)
+        self._returned += sent.events  # kept, in order, for the next try
+        self._fail_waiters(sent.writes, exc)
 
-    def _settle(self, writes: list[_Write]) -> None:
-        for write in writes:
-            if write.future.done():
-                continue
-            if write.error is not None:
-                write.future.set_exception(write.error)
+    def _rows(self, events: list[Event]) -> list[GroupRow]:
+        """The events as the writer process takes them, in the order the engine sent them:
+        an output can link to one sent before it (store/outputs.py)."""
+        rows: list[GroupRow] = []
+        append = rows.append
+        for event in events:
+            kind = type(event)
+            if kind is LogAppended:
+                entry = event.entry  # type: ignore[attr-defined]
+                append(
+                    LogRow(
+                        execution_id=event.execution_id,
+                        seq=entry.seq,
+                        rank=entry.level.rank,
+                        node_id=entry.node_id,
+                        ends=records_end(entry.data),
+                        entry=msgspec.Raw(_encode(entry)),
+                    )
+                )
+            elif kind is StepUpdated:
+                append(_step_row(event, self._sizes))  # type: ignore[arg-type]
+            elif kind is ExecutionUpdated:
+                append(execution_row(event.execution))  # type: ignore[attr-defined]
             else:
-                write.future.set_result(write.result)
+                append(EventRow(execution_id=event.execution_id, event=event))  # type: ignore[arg-type]
+        return rows
+
+    def _stored(self) -> None:
+        self._on_commit(Committed(set()))  # readers may now find those rows
+
+    def _settle(self, writes: list[_Write], outcomes: list[_wire.WriteOutcome]) -> None:
+        for write, outcome in zip(writes, outcomes, strict=True):
+            if write.future.done():  # its caller gave up waiting
+                continue
+            try:
+                value = pickle.loads(outcome.pickled)
+            except Exception as exc:
+                write.future.set_exception(
+                    StoreUnavailable(f"the outcome of {write.work.__name__} cannot be read: {exc}")
+                )
+                continue
+            if outcome.ok:
+                write.future.set_result(value)
+            else:
+                write.future.set_exception(value)
         while self._waiters and self._waiters[0][0] <= self._committed:
             _, future = self._waiters.popleft()
             if not future.done():
@@ -228,241 +298,39 @@ class EventWriter:
                 future.set_exception(error)
 
 
-class WriterMemory:
-    """What the writer remembers between groups, on its thread: the output sizes of running
-    executions, and which executions are running (a write to any other one rebuilds its stored
-    finished status)."""
-
-    def __init__(self) -> None:
-        self.sizes = OutputSizes()
-        self.running: set[str] = set()
-
-
-class Committed(msgspec.Struct):
-    """What a transaction changed: the executions, and the global log numbers it took."""
-
-    executions: set[str]
-    gids: tuple[int, int] | None = None  #: first and last, or None if it wrote no log line
-    finished: list[str] = []  #: executions that ended
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction on the database thread: committed whole, or rolled back."""
-    conn.execute("BEGIN IMMEDIATE")
+def _pickled(write: _Write) -> bytes | None:
+    """The write as the writer process receives it; None (and the caller told) if it cannot
+    cross."""
     try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def write_group(
-    conn: sqlite3.Connection,
-    events: list[Event],
-    writes: list[_Write],
-    memory: WriterMemory | None = None,
-) -> Committed:
-    """One transaction on the database thread."""
-    with _transaction(conn):
-        touched = _apply_events(conn, events, memory or WriterMemory())
-        for write in writes:
-            _apply_write(conn, write)
-    return touched
-
-
-def store_finished(conn: sqlite3.Connection, execution_ids: list[str]) -> None:
-    """`refresh_finished` in a transaction of its own."""
-    with _transaction(conn):
-        refresh_finished(conn, execution_ids)
-
-
-def write_one_by_one(
-    conn: sqlite3.Connection, events: list[Event], memory: WriterMemory | None = None
-) -> Committed:
-    """Each event in its own transaction; those a constraint refuses are logged and dropped."""
-    touched = Committed(set())
-    for event in events:
-        try:
-            one = write_group(conn, [event], [], memory)
-        except sqlite3.IntegrityError as exc:
-            log.error("dropped %s for %s: %s", type(event).__name__, event.execution_id, exc)
-            continue
-        touched.executions |= one.executions
-        touched.finished += one.finished
-        if one.gids is not None:
-            first = one.gids[0] if touched.gids is None else touched.gids[0]
-            touched.gids = (first, one.gids[1])
-    return touched
-
-
-def _apply_write(conn: sqlite3.Connection, write: _Write) -> None:
-    conn.execute("SAVEPOINT write")
-    try:
-        write.result = write.work(conn, *write.args)
+        return pickle.dumps((write.work, write.args))
     except Exception as exc:
-        write.error = exc
-        conn.execute("ROLLBACK TO write")
-    conn.execute("RELEASE write")
-
-
-def _apply_events(conn: sqlite3.Connection, events: list[Event], memory: WriterMemory) -> Committed:
-    created: dict[str, ExecutionCreated] = {}
-    executions: dict[str, Execution] = {}
-    steps: dict[tuple[str, int], Step] = {}
-    outputs: dict[tuple[str, int], StepUpdated] = {}
-    logs: list[list[Any]] = []
-    controls: list[tuple[Any, ...]] = []
-    webhooks: list[tuple[Any, ...]] = []
-    ends: list[int] = []  #: positions in `logs` of rows that record an execution's end
-    for event in events:
-        if isinstance(event, LogAppended):
-            entry = event.entry
-            if _records_end(entry.data):
-                ends.append(len(logs))
-            logs.append(
-                [event.execution_id, entry.seq, 0, entry.level.rank, entry.node_id, _encode(entry)]
-            )
-        elif isinstance(event, StepUpdated):
-            key = (event.execution_id, event.index)
-            steps[key] = event.step
-            if event.output is not msgspec.UNSET:
-                outputs[key] = event
-        elif isinstance(event, ExecutionUpdated):
-            executions[event.execution_id] = event.execution
-        elif isinstance(event, ExecutionCreated):
-            created[event.execution_id] = event
-            executions[event.execution_id] = event.execution
-        elif isinstance(event, ControlApplied):
-            controls.append((_encode(event.outcome), now_iso(), event.command_id))
-        elif isinstance(event, WebhookDue):
-            webhooks.append(
-                (event.execution_id, event.event, event.url, event.secret, event.body, now_iso())
-            )
-    batches = {e.batch_id for e in executions.values() if e.batch_id is not None}
-    finished = [e.id for e in executions.values() if e.status.is_final]
-    ongoing = [e.id for e in executions.values() if not e.status.is_final]
-    touched = {event.execution_id for event in events}
-    # Finished before this group, and written to again (a late log line, say).
-    revisited = touched - memory.running - created.keys() - set(finished)
-    sizes = memory.sizes
-    # Encoded in the order the engine sent them: an output can link to one sent before it.
-    output_columns = {key: _output_columns(event, sizes) for key, event in outputs.items()}
-    if created:
-        _insert_executions(conn, created, executions, steps, output_columns)
-    conn.executemany(
-        queries.UPDATE_EXECUTION,
-        [(e.status.value, e.updated_at, e.end_time, _encode(e), e.id) for e in executions.values()],
-    )
-    conn.executemany(
-        queries.UPDATE_STEP,
-        [
-            (s.status.value, _encode(s), *key)
-            for key, s in steps.items()
-            if key not in output_columns
-        ],
-    )
-    if output_columns:
-        conn.executemany(
-            queries.UPDATE_STEP_AND_OUTPUT,
-            [
-                (steps[key].status.value, _encode(steps[key]), *columns, *key)
-                for key, columns in output_columns.items()
-            ],
+        write.future.set_exception(
+            TypeError(f"a write must be a module-level function with picklable arguments: {exc}")
         )
-    gids = None
-    if logs:
-        base = queries.take_gids(conn, len(logs))
-        for offset, row in enumerate(logs, start=1):
-            row[2] = base + offset
-        conn.executemany(queries.INSERT_LOG, logs)
-        gids = (base + 1, base + len(logs))
-        if ends:
-            conn.executemany(queries.SET_END_GID, [(logs[i][2], logs[i][0]) for i in ends])
-    if controls:
-        # Another engine may have answered first (a command for a finished execution).
-        conn.executemany(queries.SET_CONTROL_OUTCOME, controls)
-    for batch_id in batches:
-        refresh_batch(conn, batch_id)
-    if webhooks:
-        conn.executemany(queries.INSERT_WEBHOOK, [(*row, now_ms()) for row in webhooks])
-    if revisited:
-        rebuild_stored(conn, revisited)
-    for execution_id in finished:
-        sizes.forget(execution_id)
-        memory.running.discard(execution_id)
-    memory.running.update(ongoing)
-    return Committed(touched, gids, finished)
+        return None
 
 
-def _records_end(data: Any) -> bool:
-    return (
-        type(data) is dict
-        and data.get("event") == "execution"
-        and data.get("status") in FINAL_EXECUTION_STATUSES
-    )
-
-
-def _insert_executions(
-    conn: sqlite3.Connection,
-    created: dict[str, ExecutionCreated],
-    executions: dict[str, Execution],
-    steps: dict[tuple[str, int], Step],
-    output_columns: dict[tuple[str, int], _OutputColumns],
-) -> None:
-    """New executions go in with their newest records and outputs, so the updates after skip
-    them."""
-    rows = []
-    input_rows = []
-    step_rows = []
-    for execution_id, event in created.items():
-        latest = executions.pop(execution_id)
-        rows.append(
-            (
-                execution_id,
-                latest.blueprint_id,
-                latest.blueprint_version,
-                latest.batch_id,
-                latest.status.value,
-                latest.start_time,
-                latest.updated_at,
-                latest.end_time,
-                latest.retry_of,
-                event.options.idempotency_key,
-                _encode(latest),
-                event.owner,
-                event.started_by,
-            )
+def _step_row(event: StepUpdated, sizes: OutputSizes) -> StepRow | StepOutputRow:
+    step = event.step
+    if event.output is msgspec.UNSET:
+        return StepRow(
+            execution_id=event.execution_id,
+            index=event.index,
+            status=step.status.value,
+            record=msgspec.Raw(_encode(step)),
         )
-        input_rows.append(
-            (
-                execution_id,
-                _encode(event.blueprint),
-                _encode(event.input),
-                _encode(event.options),
-            )
-        )
-        for index, initial in enumerate(event.steps):
-            key = (execution_id, index)
-            step = steps.pop(key, initial)
-            columns = output_columns.pop(key, _NO_OUTPUT)
-            step_rows.append(
-                (execution_id, index, step.node_id, step.status.value, _encode(step), *columns)
-            )
-    conn.executemany(queries.INSERT_EXECUTION, rows)
-    conn.executemany(queries.INSERT_EXECUTION_INPUTS, input_rows)
-    conn.executemany(queries.INSERT_STEP, step_rows)
-
-
-#: A steps row's is_leaf, output, artifacts, metrics and links.
-_OutputColumns = tuple[int, bytes | None, bytes | None, bytes | None, bytes | None]
-_NO_OUTPUT: _OutputColumns = (0, None, None, None, None)
-
-
-def _output_columns(event: StepUpdated, sizes: OutputSizes) -> _OutputColumns:
     artifacts = event.artifacts if event.artifacts is not msgspec.UNSET else ()
     metrics = event.metrics if event.metrics is not msgspec.UNSET else {}
     shared = event.shared if event.shared is not msgspec.UNSET else None
     output, links = encode_output(event.execution_id, event.index, event.output, shared, sizes)
-    return (int(event.leaf), output, _encode(artifacts), _encode(metrics), links)
+    return StepOutputRow(
+        execution_id=event.execution_id,
+        index=event.index,
+        status=step.status.value,
+        record=msgspec.Raw(_encode(step)),
+        leaf=event.leaf,
+        output=msgspec.Raw(output),
+        artifacts=msgspec.Raw(_encode(artifacts)),
+        metrics=msgspec.Raw(_encode(metrics)),
+        links=_NULL if links is None else msgspec.Raw(links),
+    )

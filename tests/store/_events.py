@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
+import os
 import sqlite3
-import threading
-from collections.abc import AsyncIterator
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -116,33 +121,85 @@ def read(path: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-async def trace(store: Store, *, reader: bool = False) -> list[str]:
+class Statements(Sequence[str]):
+    """The statements the writer process has run since tracing began, read from the file it
+    appends them to (that process cannot share a list with the test)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def _read(self) -> list[str]:
+        if not self._path.exists():
+            return []
+        return [json.loads(line) for line in self._path.read_text().splitlines()]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._read()[index]
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+
+def _append_statement(path: str, statement: str) -> None:
+    with open(path, "a") as file:
+        file.write(json.dumps(statement) + "\n")
+
+
+def trace_into(conn: sqlite3.Connection, path: str | None) -> None:
+    """On the writer process's connection: record each statement from now on in `path`."""
+    conn.set_trace_callback(None if path is None else functools.partial(_append_statement, path))
+
+
+async def trace(store: Store, *, reader: bool = False) -> Sequence[str]:
     """Every statement the writer (or reader) connection runs from now on, with its values."""
+    if not reader:
+        handle, name = tempfile.mkstemp(prefix="writer-trace-", suffix=".jsonl")
+        os.close(handle)
+        await store.writer.write(trace_into, name)
+        Path(name).write_text("")  # the COMMIT of the write that began tracing
+        return Statements(Path(name))
     statements: list[str] = []
-    db = store._reader_db if reader else store._writer_db
-    await run_on_thread(db, lambda conn: conn.set_trace_callback(statements.append))
+    await run_on_thread(store._reader_db, lambda conn: conn.set_trace_callback(statements.append))
     return statements
 
 
 async def untrace(store: Store, *, reader: bool = False) -> None:
-    db = store._reader_db if reader else store._writer_db
-    await run_on_thread(db, lambda conn: conn.set_trace_callback(None))
+    if not reader:
+        await store.writer.write(trace_into, None)
+        return
+    await run_on_thread(store._reader_db, lambda conn: conn.set_trace_callback(None))
+
+
+def hold(conn: sqlite3.Connection, entered: str, gate: str) -> None:
+    """In the writer process: say so, then wait (inside the transaction) for the gate."""
+    Path(entered).touch()
+    deadline = time.monotonic() + 10
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 @contextlib.asynccontextmanager
 async def writer_held(store: Store) -> AsyncIterator[None]:
     """Keep the writer inside a transaction: what is queued meanwhile forms the next group."""
-    entered, gate = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        entered.set()
-        gate.wait(10)
-
-    held = asyncio.ensure_future(store.writer.write(hold))
-    while not entered.is_set():
+    folder = Path(tempfile.mkdtemp(prefix="writer-held-"))
+    entered, gate = folder / "entered", folder / "gate"
+    held = asyncio.ensure_future(store.writer.write(hold, str(entered), str(gate)))
+    while not entered.exists():
         await asyncio.sleep(0.001)
     try:
         yield
     finally:
-        gate.set()
+        gate.touch()
         await held
+
+
+async def writer_pragma(store: Store, name: str) -> Any:
+    """A pragma's value on the writer process's connection."""
+    return await store.writer.write(read_pragma, name)
+
+
+def read_pragma(conn: sqlite3.Connection, name: str) -> Any:
+    return conn.execute(f"PRAGMA {name}").fetchone()[0]

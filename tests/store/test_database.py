@@ -1,4 +1,5 @@
-"""Opening the file: two connections, their pragmas, durability levels, ping and close."""
+"""Opening the file: the reader and the writer process, their pragmas, durability levels,
+ping and close."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from store import Durability, Store
 from store._thread import run_on_thread
-from tests.store._events import read
+from tests.store._events import read, writer_pragma
 
 SYNCHRONOUS_NORMAL, SYNCHRONOUS_FULL = 1, 2
 
@@ -19,12 +20,10 @@ async def test_the_file_is_in_wal_mode(store, path):
     assert read(path, "PRAGMA journal_mode") == [("wal",)]
 
 
-@pytest.mark.parametrize("connection", ["_writer_db", "_reader_db"])
-async def test_both_connections_wait_for_locks_and_enforce_foreign_keys(store, connection):
-    db = getattr(store, connection)
-    assert await pragma(db, "busy_timeout") == 5000
-    assert await pragma(db, "foreign_keys") == 1
-    assert await pragma(db, "journal_mode") == "wal"
+async def test_both_connections_wait_for_locks_and_enforce_foreign_keys(store):
+    for name, expected in [("busy_timeout", 5000), ("foreign_keys", 1), ("journal_mode", "wal")]:
+        assert await writer_pragma(store, name) == expected
+        assert await pragma(store._reader_db, name) == expected
 
 
 @pytest.mark.parametrize(
@@ -34,14 +33,14 @@ async def test_both_connections_wait_for_locks_and_enforce_foreign_keys(store, c
 async def test_durability_chooses_synchronous_on_both_connections(path, durability, expected):
     store = await Store.open(path, durability)
     try:
-        assert await pragma(store._writer_db, "synchronous") == expected
+        assert await writer_pragma(store, "synchronous") == expected
         assert await pragma(store._reader_db, "synchronous") == expected
     finally:
         await store.close()
 
 
 async def test_the_default_durability_is_normal(store):
-    assert await pragma(store._writer_db, "synchronous") == SYNCHRONOUS_NORMAL
+    assert await writer_pragma(store, "synchronous") == SYNCHRONOUS_NORMAL
 
 
 async def test_open_creates_missing_parent_folders(tmp_path):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import msgspec
@@ -12,7 +17,7 @@ import pytest
 
 from engine.model import RunOptions
 from engine.records import Execution, Step
-from store import Store, StoreUnavailable
+from store import BlueprintNotFound, Store, StoreUnavailable
 from tests.store._events import (
     created,
     exec_id,
@@ -229,14 +234,14 @@ async def test_a_failed_write_rolls_back_only_itself(store, path):
     assert read(path, "SELECT seq FROM logs") == [(1,)]
 
 
+def count_executions(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM executions").fetchone()[0]
+
+
 async def test_a_write_runs_after_the_events_emitted_before_it(store):
     record = execution(exec_id(1))
     store.writer.emit(created(record))
-
-    def count(conn: sqlite3.Connection) -> int:
-        return conn.execute("SELECT count(*) FROM executions").fetchone()[0]
-
-    assert await store.writer.write(count) == 1
+    assert await store.writer.write(count_executions) == 1
 
 
 def short_busy_timeout(conn: sqlite3.Connection) -> None:
@@ -349,16 +354,34 @@ async def test_an_update_rewrites_the_execution_row_not_what_it_started_with(sto
     assert stored_execution(path, record.id).progress == 5
 
 
-async def test_a_burst_over_many_loop_turns_is_written_in_one_group(store):
-    """Inline nodes emit turn after turn; the writer waits for a turn that adds nothing."""
-    statements = await trace(store)
+async def test_groups_sent_while_the_writer_works_share_its_next_commit(store, path):
+    """Each loop turn's events go out at once, without waiting for a commit; those that wait
+    in the writer process go into one transaction."""
     record = execution(exec_id(1))
     store.writer.emit(created(record))
-    for seq in range(1, 31):
-        await asyncio.sleep(0)  # one event a turn
-        store.writer.emit(log(record.id, seq))
     await store.writer.flush()
-    assert begins(statements) == 1
+    statements = await trace(store)
+    async with writer_held(store):  # one transaction
+        for seq in range(1, 11):
+            store.writer.emit(log(record.id, seq))
+            await asyncio.sleep(0)  # one event a turn: a group each
+    await store.writer.flush()
+    assert begins(statements) == 2
+    assert read(path, "SELECT count(*) FROM logs") == [(10,)]
+
+
+async def test_a_long_turn_sends_groups_as_it_goes(store, path):
+    """A turn of the loop that emits many events (inline nodes) does not wait for its end to
+    send them: the writer process works while the engine does."""
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    await store.writer.flush()
+    async with writer_held(store):
+        for seq in range(1, 2001):
+            store.writer.emit(log(record.id, seq))
+        assert store.writer._in_flight, "sent within the turn"
+    await store.writer.flush()
+    assert read(path, "SELECT count(*) FROM logs") == [(2000,)]
 
 
 async def test_a_burst_that_never_ends_is_written_all_the_same(store, path):
@@ -372,3 +395,93 @@ async def test_a_burst_that_never_ends_is_written_all_the_same(store, path):
             await asyncio.sleep(0)
     await store.writer.flush()
     assert read(path, "SELECT count(*) FROM logs") == [(seq,)]
+
+
+async def test_a_write_that_cannot_cross_to_the_writer_process_says_why(store):
+    with pytest.raises(TypeError, match="module-level function"):
+        await store.writer.write(lambda conn: None)
+    assert await store.writer.write(count_executions) == 0  # the writer goes on
+
+
+async def test_a_store_error_comes_back_from_the_writer_process_as_raised(store):
+    with pytest.raises(BlueprintNotFound) as raised:
+        await store.blueprints.update("bp_missing", CHAIN)
+    assert str(raised.value) == "No blueprint bp_missing"
+    assert raised.value.blueprint_id == "bp_missing"
+
+
+async def test_a_writer_process_that_dies_is_replaced_and_nothing_is_lost(store, path):
+    """Whatever was not committed when it died is sent again, in order, to the next one."""
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    await store.writer.flush()
+    first = store.writer.process_id
+    assert first is not None
+
+    os.kill(first, signal.SIGKILL)
+    for seq in range(1, 4):
+        store.writer.emit(log(record.id, seq))
+    with contextlib.suppress(StoreUnavailable):  # the waiters of a failed try learn of it
+        await store.writer.flush()
+    store.writer.emit(log(record.id, 4))
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await store.writer.flush()
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.05)
+
+    assert store.writer.process_id not in (None, first)
+    assert read(path, "SELECT seq FROM logs ORDER BY gid") == [(1,), (2,), (3,), (4,)]
+
+
+async def test_the_writer_process_ends_when_the_store_closes(path):
+    store = await Store.open(path)
+    pid = store.writer.process_id
+    await store.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_the_writer_process_dies_with_a_server_killed_outright(tmp_path):
+    """After SIGKILL nothing may go on writing behind the back of the next server."""
+    script = (
+        "import asyncio, sys\n"
+        "from store import Store\n"
+        "async def main():\n"
+        "    store = await Store.open(sys.argv[1])\n"
+        "    print(store.writer.process_id, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "blueprint.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        writer_pid = int(server.stdout.readline())
+        os.kill(writer_pid, 0)  # alive
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+    deadline = time.monotonic() + 10
+    while _alive(writer_pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(writer_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead but not yet collected by its (new) parent.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,160 @@
+"""The server's end of the writer process (store/writer_process.py): starting it, asking it,
+and noticing when it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+
+from store import _wire
+from store.errors import StoreUnavailable
+from store.pragmas import Durability
+
+log = logging.getLogger("blueprint.store")
+
+START_TIMEOUT_S = 60.0  #: a loaded machine can take seconds to start Python
+
+
+class WriterProcess:
+    """One writer process at a time; a request after it ended starts another."""
+
+    def __init__(self, path: str, durability: Durability, on_stored: Callable[[], None]) -> None:
+        self._path = path
+        self._durability = durability
+        self._on_stored = on_stored
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: deque[asyncio.Future[_wire.Message]] = deque()
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def start(self) -> None:
+        """Start the process, if none runs, and wait until its connection is open."""
+        if self.running:
+            return
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        starting = self._starting
+        try:
+            await asyncio.shield(starting)
+        finally:
+            if starting.done() and self._starting is starting:
+                self._starting = None
+
+    @property
+    def running(self) -> bool:
+        return (
+            self._process is not None
+            and self._process.returncode is None
+            and self._reader is not None
+            and not self._reader.done()
+        )
+
+    def send(self, message: _wire.WriteGroup | _wire.StoreAll) -> asyncio.Future[_wire.Message]:
+        """The future answer to `message`: StoreUnavailable if the process ends first."""
+        future: asyncio.Future[_wire.Message] = asyncio.get_running_loop().create_future()
+        process = self._process
+        if not self.running or process is None or process.stdin is None:
+            future.set_exception(StoreUnavailable("the writer process is not running"))
+            return future
+        self._pending.append(future)
+        # Unbounded buffering, bounded by the caller: the writer keeps few groups in flight.
+        process.stdin.write(_wire.frame(message))
+        return future
+
+    async def close(self) -> None:
+        """End of input: the process finishes what it was asked, then exits."""
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+        await self._collect()
+
+    async def _collect(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None and not process.stdin.is_closing():
+            process.stdin.close()
+        await process.wait()
+        if self._reader is not None:
+            await self._reader
+
+    async def _start(self) -> None:
+        await self._collect()  # the one before, which ended
+        # The child imports what the parent can: its modules, and the works of ad-hoc writes.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *(
+                ["/tmp/b/childprof.py"]
+                if os.environ.get("WPROF")
+                else ["-m", "store.writer_process"]
+            ),
+            self._path,
+            self._durability.value,
+            str(os.getpid()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        self._process = process
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                ready = await _receive(process)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        if not isinstance(ready, _wire.Ready):
+            process.kill()
+            await process.wait()
+            raise StoreUnavailable(
+                f"the writer process did not start (exit code {process.returncode}); "
+                "its error is above"
+            )
+        self._reader = asyncio.ensure_future(self._read(process))
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        try:
+            while True:
+                message = await _receive(process)
+                if message is None:
+                    break
+                if isinstance(message, _wire.SomeStored):
+                    self._on_stored()
+                elif self._pending:
+                    future = self._pending.popleft()
+                    if not future.done():
+                        future.set_result(message)
+        except Exception as exc:  # frames out of step: nothing more can be trusted
+            log.error("the writer process's answers cannot be read: %s", exc)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        code = await process.wait()
+        if self._pending:
+            log.error("the writer process ended (exit code %s) with requests unanswered", code)
+        error = StoreUnavailable(f"the writer process ended (exit code {code})")
+        while self._pending:
+            future = self._pending.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+
+async def _receive(process: asyncio.subprocess.Process) -> _wire.Message | None:
+    """The next frame from the process; None once its output has ended."""
+    assert process.stdout is not None
+    try:
+        header = await process.stdout.readexactly(_wire.HEADER_BYTES)
+        body = await process.stdout.readexactly(_wire.frame_length(header))
+    except asyncio.IncompleteReadError:
+        return None
+    return _wire.from_writer.decode(body)
