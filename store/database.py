@@ -31,6 +31,7 @@ from store.resume import LogResumeSource
 from store.status_cache import StatusCache
 from store.webhooks import Deliveries
 from store.writer import EventWriter
+from store.writer_link import WriterProcess
 
 log = logging.getLogger("blueprint.store")
 
@@ -44,7 +45,7 @@ class Store:
     def __init__(
         self,
         path: str,
-        durability: Durability,
+        writer_process: WriterProcess,
         reader_db: aiosqlite.Connection,
         cache: StatusCache,
         stored: StoredStatuses,
@@ -54,7 +55,7 @@ class Store:
         self._reader_db = reader_db
         self.cache = cache
         self.follower = LogFollower(reader_db, changed=self._changed, cleared=cache.clear)
-        self.writer = EventWriter(path, durability, on_commit=self._committed)
+        self.writer = EventWriter(writer_process, on_commit=self._committed)
         self.executions = ExecutionReads(reader_db, cache, stored)
         self.blueprints = Blueprints(self.writer, reader_db)
         self.resume_source = LogResumeSource(reader_db)
@@ -80,15 +81,30 @@ class Store:
                 "the server's reader must open the same file"
             )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(_migrate, path, durability)
-        reader_db = await _connect(path, durability)
-        await reader_db.create_function("casefold", 1, str.casefold, deterministic=True)
-        store = cls(path, durability, reader_db, StatusCache(cache_bytes), StoredStatuses(path))
+        await asyncio.to_thread(_check_version, path)
+        # Python takes a while to start: the writer process does it while the file migrates.
+        writer_process = WriterProcess(path, durability)
+        starting = asyncio.ensure_future(writer_process.start())
+        reader_db = None
         try:
-            await store.writer.start()
+            await asyncio.to_thread(_migrate, path, durability)
+            reader_db = await _connect(path, durability)
+            await reader_db.create_function("casefold", 1, str.casefold, deterministic=True)
+            cache, stored = StatusCache(cache_bytes), StoredStatuses(path)
+            store = cls(path, writer_process, reader_db, cache, stored)
+            try:
+                await store.writer.start()
+            except BaseException:
+                stored.close()
+                raise
         except BaseException:
-            store._stored.close()
-            await reader_db.close()
+            if not starting.done():
+                starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+            await writer_process.close()
+            if reader_db is not None:
+                await reader_db.close()
             raise
         await store.follower.start()
         store.keys.load()
@@ -150,11 +166,19 @@ async def _configure(db: aiosqlite.Connection, durability: Durability) -> None:
         await db.execute(pragma)
 
 
+def _check_version(path: str) -> None:
+    """Before any pragma, and before the writer process opens it: a file from a newer server
+    is refused untouched."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrations.check_version(conn, path)
+    finally:
+        conn.close()
+
+
 def _migrate(path: str, durability: Durability) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        # Before any pragma: a file from a newer server is refused untouched.
-        migrations.check_version(conn, path)
         for pragma in pragmas(durability):
             conn.execute(pragma)
         migrations.migrate(conn, path)

@@ -13,14 +13,11 @@ import sqlite3
 from collections.abc import Iterable
 
 from store import queries
+from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
 
 
 def refresh_finished(conn: sqlite3.Connection, execution_ids: Iterable[str]) -> None:
     """Store the status of each of these that has finished; drop the row of any other."""
-    # Here, not at the top: the writer process starts without the readers' modules (asyncio,
-    # aiosqlite), and needs them only once something has finished.
-    from store.reads import SNAPSHOT_LOGS_LIMIT, read_status
-
     for execution_id in execution_ids:
         found = read_status(conn, execution_id, SNAPSHOT_LOGS_LIMIT, (), stored=False)
         if found is not None and found[1]:

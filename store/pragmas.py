@@ -22,8 +22,8 @@ class Durability(StrEnum):
 MMAP_PRAGMA = "PRAGMA mmap_size = 2147418112"
 
 PRAGMAS = (
+    "PRAGMA busy_timeout = 5000",  # first: the writer process opens the file while it migrates
     "PRAGMA journal_mode = WAL",
-    "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
     "PRAGMA cache_size = -65536",
     "PRAGMA temp_store = MEMORY",

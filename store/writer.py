@@ -32,7 +32,6 @@ from store.groups import (
     records_end,
 )
 from store.outputs import OutputSizes, encode_output
-from store.pragmas import Durability
 from store.writer_link import WriterProcess
 
 log = logging.getLogger("blueprint.store")
@@ -73,11 +72,10 @@ class EventWriter:
     while the engine does. Answers come back in order. If a group fails, the writer process
     refuses the ones after it, and they all come back here to be sent again, in order."""
 
-    def __init__(
-        self, path: str, durability: Durability, on_commit: Callable[[Committed], None]
-    ) -> None:
+    def __init__(self, process: WriterProcess, on_commit: Callable[[Committed], None]) -> None:
         self._on_commit = on_commit
-        self._process = WriterProcess(path, durability, on_stored=self._stored)
+        self._process = process
+        process.on_stored = self._stored
         self._events: list[Event] = []
         self._writes: list[_Write] = []
         self._emitted = 0
@@ -100,7 +98,7 @@ class EventWriter:
         return self._process.pid
 
     async def start(self) -> None:
-        """Start the writer process; returns once it can write."""
+        """Start the writer process (or wait for its start); returns once it can write."""
         await self._process.start()
         self._task = asyncio.ensure_future(self._run())
 

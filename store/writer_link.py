@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import sys
@@ -18,19 +19,22 @@ from store.pragmas import Durability
 log = logging.getLogger("blueprint.store")
 
 START_TIMEOUT_S = 60.0  #: a loaded machine can take seconds to start Python
+PIPE_BYTES = 1 << 20  #: Linux's default limit for an unprivileged process
 
 
 class WriterProcess:
     """One writer process at a time; a request after it ended starts another."""
 
-    def __init__(self, path: str, durability: Durability, on_stored: Callable[[], None]) -> None:
+    def __init__(self, path: str, durability: Durability) -> None:
         self._path = path
         self._durability = durability
-        self._on_stored = on_stored
+        #: Called when the process says, unasked, that it stored finished statuses.
+        self.on_stored: Callable[[], None] = lambda: None
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: deque[asyncio.Future[_wire.Message]] = deque()
         self._starting: asyncio.Task[None] | None = None
+        self._requests: _Requests | None = None
 
     @property
     def pid(self) -> int | None:
@@ -61,13 +65,11 @@ class WriterProcess:
     def send(self, message: _wire.WriteGroup | _wire.StoreAll) -> asyncio.Future[_wire.Message]:
         """The future answer to `message`: StoreUnavailable if the process ends first."""
         future: asyncio.Future[_wire.Message] = asyncio.get_running_loop().create_future()
-        process = self._process
-        if not self.running or process is None or process.stdin is None:
+        if not self.running or self._requests is None:
             future.set_exception(StoreUnavailable("the writer process is not running"))
             return future
         self._pending.append(future)
-        # Unbounded buffering, bounded by the caller: the writer keeps few groups in flight.
-        process.stdin.write(_wire.frame(message))
+        self._requests.write(_wire.frame(message))
         return future
 
     async def close(self) -> None:
@@ -81,8 +83,9 @@ class WriterProcess:
         process = self._process
         if process is None:
             return
-        if process.stdin is not None and not process.stdin.is_closing():
-            process.stdin.close()
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
         await process.wait()
         if self._reader is not None:
             await self._reader
@@ -91,20 +94,25 @@ class WriterProcess:
         await self._collect()  # the one before, which ended
         # The child imports what the parent can: its modules, and the works of ad-hoc writes.
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *(
-                ["/tmp/b/childprof.py"]
-                if os.environ.get("WPROF")
-                else ["-m", "store.writer_process"]
-            ),
-            self._path,
-            self._durability.value,
-            str(os.getpid()),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-        )
+        theirs, ours = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "store.writer_process",
+                self._path,
+                self._durability.value,
+                str(os.getpid()),
+                stdin=theirs,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        except BaseException:
+            os.close(ours)
+            raise
+        finally:
+            os.close(theirs)
+        self._requests = _Requests(ours)
         self._process = process
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -130,7 +138,7 @@ class WriterProcess:
                 if message is None:
                     break
                 if isinstance(message, _wire.SomeStored):
-                    self._on_stored()
+                    self.on_stored()
                 elif self._pending:
                     future = self._pending.popleft()
                     if not future.done():
@@ -147,6 +155,57 @@ class WriterProcess:
             future = self._pending.popleft()
             if not future.done():
                 future.set_exception(error)
+
+
+class _Requests:
+    """The pipe to the writer process, written without waiting.
+
+    Not asyncio's pipe transport: once a write finds the pipe full, the transport keeps every
+    later write in its buffer until the loop's next turn, and an engine running inline nodes
+    holds the loop for tens of milliseconds while the writer process, having read what was in
+    the pipe, waits idle. Here each write first tries again to send what is left over."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._left = bytearray()
+        self._watching = False
+        os.set_blocking(fd, False)
+        set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+        if set_size is not None:
+            with contextlib.suppress(OSError):  # over the system's limit
+                fcntl.fcntl(fd, set_size, PIPE_BYTES)
+
+    def write(self, data: bytes) -> None:
+        if self._fd < 0:
+            return  # closed: the reader fails what waits for an answer
+        self._left += data
+        self._send_left()
+
+    def _send_left(self) -> None:
+        try:
+            while self._left:
+                sent = os.write(self._fd, self._left)
+                del self._left[:sent]
+        except BlockingIOError:
+            pass
+        except OSError:  # the process is gone; its end of the answers says so
+            self._left.clear()
+        loop = asyncio.get_running_loop()
+        if self._left and not self._watching:
+            loop.add_writer(self._fd, self._send_left)
+            self._watching = True
+        elif not self._left and self._watching:
+            loop.remove_writer(self._fd)
+            self._watching = False
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        if self._watching:
+            asyncio.get_running_loop().remove_writer(self._fd)
+            self._watching = False
+        os.close(self._fd)  # what is left unsent was never acknowledged
+        self._fd = -1
 
 
 async def _receive(process: asyncio.subprocess.Process) -> _wire.Message | None:
