@@ -88,6 +88,7 @@ class EventWriter:
         self._in_flight: deque[_Sent] = deque()
         #: Events of groups that failed, in order, while the ones after them come back.
         self._returned: list[Event] | None = None
+        self._resume = False  #: the next group is the first sent again after a failure
         self._failures = 0
         #: Expanded sizes of the outputs of running executions, to tell which to link.
         self._sizes = OutputSizes()
@@ -116,7 +117,7 @@ class EventWriter:
         if len(self._events) >= _SEND_AT and self._can_send() and self._process.running:
             # A long run of inline nodes gives the writer task no turn: send from here, so
             # the writer process works while the engine does.
-            self._send(False)
+            self._send()
         self._wake.set()
 
     async def flush(self) -> None:
@@ -150,21 +151,20 @@ class EventWriter:
             await self._process.close()
 
     async def _run(self) -> None:
-        resume = False
         while True:
             if self._returned is not None:
                 if self._in_flight:  # more will come back
                     await self._woken()
                     continue
+                # Nothing is sent meanwhile (_can_send), so what failed goes first.
+                await asyncio.sleep(min(0.05 * 2**self._failures, 2.0))
                 self._events = self._returned + self._events
                 self._returned = None
-                await asyncio.sleep(min(0.05 * 2**self._failures, 2.0))
-                resume = True
+                self._resume = True
                 continue
             if self._events or self._writes:
                 if self._can_send():
-                    self._send(resume)
-                    resume = False
+                    self._send()
                     continue
             elif self._closing and not self._in_flight:
                 return
@@ -181,14 +181,15 @@ class EventWriter:
         await self._wake.wait()
         self._wake.clear()
 
-    def _send(self, resume: bool) -> None:
+    def _send(self) -> None:
+        resume, self._resume = self._resume, False
         events, self._events = self._events, []
         writes, self._writes = self._writes, []
         sendable = [(w, blob) for w in writes if (blob := _pickled(w)) is not None]
         sent = _Sent(events, [write for write, _ in sendable])
         self._in_flight.append(sent)
         if not self._process.running:
-            answer = self._restarted(resume)
+            answer = self._restarted()
         else:
             group = _wire.WriteGroup(
                 rows=self._rows(events),
@@ -198,7 +199,7 @@ class EventWriter:
             answer = self._process.send(group)
         answer.add_done_callback(lambda done: self._answered(sent, done))
 
-    def _restarted(self, resume: bool) -> asyncio.Future[_wire.Message]:
+    def _restarted(self) -> asyncio.Future[_wire.Message]:
         """The writer process ended: start another, and have this group sent again after."""
 
         async def restart() -> _wire.Message:

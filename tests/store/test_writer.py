@@ -273,6 +273,36 @@ async def test_a_failed_group_fails_its_waiters_and_is_retried_in_order(store, p
     assert read(path, "SELECT name FROM sqlite_master WHERE name = 'notes'") == []
 
 
+async def test_bursts_while_the_log_is_locked_land_whole_and_in_order(store, path):
+    """Groups sent while one fails are refused and sent again after it, in order; a burst
+    during the pause after a failure waits for it rather than jumping ahead."""
+    await store.writer.write(short_busy_timeout)
+    record = execution(exec_id(1))
+    store.writer.emit(created(record))
+    await store.writer.flush()
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    seq = 0
+    for _ in range(3):  # three turns of 700 events: groups sent from emit() itself
+        for _ in range(700):
+            seq += 1
+            store.writer.emit(log(record.id, seq))
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            async with asyncio.timeout(0.3):
+                await store.writer.flush()
+    locker.execute("ROLLBACK")
+    locker.close()
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await store.writer.flush()
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.05)
+    seqs = [s for (s,) in read(path, "SELECT seq FROM logs ORDER BY gid")]
+    assert seqs == list(range(1, seq + 1))
+
+
 async def test_close_waits_for_the_group_in_flight(path):
     store = await Store.open(path)
     record = execution(exec_id(1))
