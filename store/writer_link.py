@@ -75,8 +75,7 @@ class WriterProcess:
     async def close(self) -> None:
         """End of input: the process finishes what it was asked, then exits."""
         if self._starting is not None:
-            with contextlib.suppress(Exception):
-                await self._starting
+            await asyncio.wait([self._starting])  # done, failed or cancelled: all the same here
         await self._collect()
 
     async def _collect(self) -> None:

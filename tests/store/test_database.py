@@ -3,10 +3,14 @@ ping and close."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
-from store import Durability, Store
+from store import Durability, SQLiteTooOld, Store, database
 from store._thread import run_on_thread
+from store.writer_link import WriterProcess
 from tests.store._events import read, writer_pragma
 
 SYNCHRONOUS_NORMAL, SYNCHRONOUS_FULL = 1, 2
@@ -63,3 +67,30 @@ async def test_the_cache_gets_the_size_asked_for(path):
         assert store.cache._max_bytes == 1234
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("fails_after_s", [0.0, 0.5])
+async def test_a_failed_open_leaves_no_writer_process_behind(path, monkeypatch, fails_after_s):
+    """The writer process starts while the file migrates: a migration that fails, at once or
+    once the process is up, raises its own error and takes the process down with it."""
+    started = []
+    real_start = WriterProcess.start
+
+    async def start(self):
+        started.append(self)
+        await real_start(self)
+
+    def broken_migrate(path, durability):
+        time.sleep(fails_after_s)
+        raise SQLiteTooOld("this SQLite cannot run the migrations")
+
+    monkeypatch.setattr(WriterProcess, "start", start)
+    monkeypatch.setattr(database, "_migrate", broken_migrate)
+    with pytest.raises(SQLiteTooOld):
+        await Store.open(path)
+    (writer,) = started
+    if fails_after_s:
+        assert writer.pid is not None  # it was spawned while the file migrated
+    if writer.pid is not None:
+        with pytest.raises(ProcessLookupError):
+            os.kill(writer.pid, 0)
