@@ -272,8 +272,9 @@ class EventWriter:
             try:
                 value = pickle.loads(outcome.pickled)
             except Exception as exc:
+                name = getattr(write.work, "__qualname__", repr(write.work))
                 write.future.set_exception(
-                    StoreUnavailable(f"the outcome of {write.work.__name__} cannot be read: {exc}")
+                    StoreUnavailable(f"the outcome of {name} cannot be read: {exc}")
                 )
                 continue
             if outcome.ok:
@@ -303,9 +304,12 @@ def _pickled(write: _Write) -> bytes | None:
     try:
         return pickle.dumps((write.work, write.args))
     except Exception as exc:
-        write.future.set_exception(
-            TypeError(f"a write must be a module-level function with picklable arguments: {exc}")
-        )
+        if not write.future.done():  # its caller may have given up waiting
+            write.future.set_exception(
+                TypeError(
+                    f"a write must be a module-level function with picklable arguments: {exc}"
+                )
+            )
         return None
 
 
