@@ -54,11 +54,14 @@ class Pipe:
         return len(self._buffer) >= _wire.HEADER_BYTES + length
 
     def waiting(self) -> bool:
-        """Whether a whole request is here, without blocking."""
+        """Whether a whole request, or the end of input, is here, without blocking: at the end
+        the server is closing, and statuses not yet stored wait for the next start."""
         while not self._frame_at_hand():
             readable, _, _ = select.select([self._read_fd], [], [], 0)
-            if not readable or not self._fill():
-                return self._frame_at_hand()
+            if not readable:
+                return False
+            if not self._fill():
+                return True
         return True
 
     def receive(self) -> bytes | None:

@@ -515,3 +515,16 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_closing_does_not_wait_for_statuses_still_to_store(path):
+    """They are read the long way until stored; a server stopping should not wait for them."""
+    store = await Store.open(path)
+    for n in range(1, 1001):
+        record = execution(exec_id(n))
+        store.writer.emit(created(record))
+        store.writer.emit(updated(record, status="completed", end_time=record.start_time))
+    await store.writer.flush()
+    await store.close()
+    stored = read(path, "SELECT count(*) FROM finished_statuses")[0][0]
+    assert stored < 1000
