@@ -55,6 +55,17 @@ def stored_step(path: str, execution_id: str, index: int) -> Step:
     return msgspec.json.decode(read(path, sql, execution_id, index)[0][0], type=Step)
 
 
+async def flushed_after_retries(store: Store) -> None:
+    """Until a flush succeeds: the tries that fail in between tell their waiters so."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await store.writer.flush()
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(0.05)
+
+
 def create_notes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS notes (body TEXT)")
 
@@ -292,13 +303,7 @@ async def test_bursts_while_the_log_is_locked_land_whole_and_in_order(store, pat
                 await store.writer.flush()
     locker.execute("ROLLBACK")
     locker.close()
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                await store.writer.flush()
-                break
-            except StoreUnavailable:
-                await asyncio.sleep(0.05)
+    await flushed_after_retries(store)
     seqs = [s for (s,) in read(path, "SELECT seq FROM logs ORDER BY gid")]
     assert seqs == list(range(1, seq + 1))
 
@@ -454,13 +459,7 @@ async def test_a_writer_process_that_dies_is_replaced_and_nothing_is_lost(store,
     with contextlib.suppress(StoreUnavailable):  # the waiters of a failed try learn of it
         await store.writer.flush()
     store.writer.emit(log(record.id, 4))
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                await store.writer.flush()
-                break
-            except StoreUnavailable:
-                await asyncio.sleep(0.05)
+    await flushed_after_retries(store)
 
     assert store.writer.process_id not in (None, first)
     assert read(path, "SELECT seq FROM logs ORDER BY gid") == [(1,), (2,), (3,), (4,)]
