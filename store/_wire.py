@@ -12,11 +12,15 @@ they hold.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+
 import msgspec
 
 from store.groups import Committed, GroupRow
 
 HEADER_BYTES = 4
+PIPE_BYTES = 1 << 20  #: Linux's default limit for an unprivileged process
 #: A frame larger than this is refused: no honest group comes near it (a group holds what
 #: the engine did while the writer wrote the one before, and an input is at most a few MB).
 MAX_FRAME_BYTES = 1 << 30
@@ -87,3 +91,14 @@ def frame_length(header: bytes | bytearray) -> int:
 
 to_writer = msgspec.json.Decoder(ToWriter)
 from_writer = msgspec.json.Decoder(FromWriter)
+
+
+def widen_pipe(fd: int) -> None:
+    """A group is often a few hundred KB. Through a pipe's default 64 KB, the rest waits for
+    the other end to read and the writing end to come back to it: the server's loop, which an
+    engine running inline nodes holds for milliseconds. So the pipes take a whole group, where
+    Linux allows."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # not a pipe, or over the system's limit
+            fcntl.fcntl(fd, set_size, PIPE_BYTES)

@@ -16,6 +16,7 @@ from pathlib import Path
 import aiosqlite
 
 from store import migrations
+from store._thread import run_on_thread
 from store.batches import Batches
 from store.blueprints import Blueprints
 from store.controls import Controls
@@ -25,7 +26,7 @@ from store.groups import Committed
 from store.idempotency import IdempotencyKeys
 from store.keys import KeyRing
 from store.owners import Owners
-from store.pragmas import Durability, pragmas
+from store.pragmas import Durability, configure, connect
 from store.reads import ExecutionReads, StoredStatuses
 from store.resume import LogResumeSource
 from store.status_cache import StatusCache
@@ -154,16 +155,11 @@ class Store:
 async def _connect(path: str, durability: Durability) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
-        await _configure(db, durability)
+        await run_on_thread(db, configure, durability)
     except BaseException:
         await db.close()
         raise
     return db
-
-
-async def _configure(db: aiosqlite.Connection, durability: Durability) -> None:
-    for pragma in pragmas(durability):
-        await db.execute(pragma)
 
 
 def _check_version(path: str) -> None:
@@ -177,10 +173,8 @@ def _check_version(path: str) -> None:
 
 
 def _migrate(path: str, durability: Durability) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = connect(path, durability)
     try:
-        for pragma in pragmas(durability):
-            conn.execute(pragma)
         migrations.migrate(conn, path)
     finally:
         conn.close()

@@ -8,6 +8,7 @@ the newest commits can be lost if the machine itself loses power; `synchronous=F
 
 from __future__ import annotations
 
+import sqlite3
 from enum import StrEnum
 
 
@@ -34,3 +35,15 @@ PRAGMAS = (
 def pragmas(durability: Durability) -> tuple[str, ...]:
     synchronous = "FULL" if durability is Durability.STRICT else "NORMAL"
     return (*PRAGMAS, f"PRAGMA synchronous = {synchronous}")
+
+
+def configure(conn: sqlite3.Connection, durability: Durability) -> None:
+    for pragma in pragmas(durability):
+        conn.execute(pragma)
+
+
+def connect(path: str, durability: Durability) -> sqlite3.Connection:
+    """A plain connection, set up as every other: for migrations and the writer process."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    configure(conn, durability)
+    return conn

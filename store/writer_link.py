@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import sys
@@ -19,7 +18,6 @@ from store.pragmas import Durability
 log = logging.getLogger("blueprint.store")
 
 START_TIMEOUT_S = 60.0  #: a loaded machine can take seconds to start Python
-PIPE_BYTES = 1 << 20  #: Linux's default limit for an unprivileged process
 
 
 class WriterProcess:
@@ -169,10 +167,7 @@ class _Requests:
         self._left = bytearray()
         self._watching = False
         os.set_blocking(fd, False)
-        set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-        if set_size is not None:
-            with contextlib.suppress(OSError):  # over the system's limit
-                fcntl.fcntl(fd, set_size, PIPE_BYTES)
+        _wire.widen_pipe(fd)
 
     def write(self, data: bytes) -> None:
         if self._fd < 0:

@@ -12,8 +12,6 @@ after a crash, nothing may commit behind the back of the server that restarts on
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import itertools
 import logging
@@ -27,7 +25,7 @@ import sys
 from store import _wire
 from store.errors import StoreUnavailable
 from store.groups import Committed, Write, WriterMemory, store_finished, write_group_or_each
-from store.pragmas import Durability, pragmas
+from store.pragmas import Durability, connect
 
 log = logging.getLogger("blueprint.store")
 
@@ -36,7 +34,6 @@ _UNSTORED_LIMIT = 100_000  #: beyond this many waiting, more are read the long w
 _MERGE_EVENTS = 20_000  #: groups waiting are merged into one transaction up to this many events
 _NOTHING = Committed(set())
 _PR_SET_PDEATHSIG = 1
-PIPE_BYTES = 1 << 20  #: Linux's default limit for an unprivileged process
 
 
 class Pipe:
@@ -206,18 +203,6 @@ def _name(write: Write) -> str:
     return getattr(write.work, "__qualname__", repr(write.work))
 
 
-def _widen_pipes(*fds: int) -> None:
-    """A group is often a few hundred KB. Through a pipe's default 64 KB the rest waits for
-    the server loop's next turn, which an engine running inline nodes holds for milliseconds,
-    and this process waits with it. So the pipes take a whole group, where Linux allows."""
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if set_size is None:
-        return
-    for fd in fds:
-        with contextlib.suppress(OSError):  # not a pipe, or over the system's limit
-            fcntl.fcntl(fd, set_size, PIPE_BYTES)
-
-
 def _die_with_parent(parent_pid: int) -> None:
     if sys.platform.startswith("linux"):
         import ctypes
@@ -228,13 +213,6 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def connect(path: str, durability: Durability) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in pragmas(durability):
-        conn.execute(pragma)
-    return conn
-
-
 def main(argv: list[str]) -> int:
     path, durability, parent_pid = argv
     _die_with_parent(int(parent_pid))
@@ -243,7 +221,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     answers = os.dup(1)
     os.dup2(2, 1)  # a stray print must not break the frames
-    _widen_pipes(0, answers)
+    _wire.widen_pipe(answers)  # the server widens the one it writes to
     logging.basicConfig(level=logging.WARNING, format="writer process: %(levelname)s %(message)s")
     conn = connect(path, Durability(durability))
     gc.freeze()  # what is loaded lives as long as the process
